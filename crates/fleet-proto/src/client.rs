@@ -1,0 +1,193 @@
+//! Requester helpers (feature `client`): what a smoke probe or the operator
+//! runtime calls to talk to agents.
+//!
+//! NATS answers a request with "no responders" at once when nobody is
+//! subscribed to the subject. Right after an agent (re)connects, or right
+//! after it is deployed, that is expected for a short while (the server has
+//! not processed its SUB yet), so the helpers retry NoResponders with a short
+//! backoff until the deadline instead of failing on the first try. A plain
+//! timeout is not retried: someone received the request and did not answer.
+
+use crate::{
+    AgentId, Command, CommandSpec, ErrorBody, InfoCommand, InfoReply, PingCommand, PingReply,
+    ProtoError, decode_reply, encode_request, subjects,
+};
+use async_nats::{RequestErrorKind, client::Client};
+use bytes::Bytes;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// First pause after a NoResponders answer; doubles up to [`MAX_RETRY_PAUSE`].
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(10);
+const MAX_RETRY_PAUSE: Duration = Duration::from_millis(250);
+
+/// Why a request to an agent did not produce the agent's answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "agent {agent} did not answer {command}: no responders on its subject for {waited:?} (agent not connected or not subscribed)"
+    )]
+    NoResponders {
+        agent: AgentId,
+        command: Command,
+        waited: Duration,
+    },
+    #[error("agent {agent} did not answer {command} within {timeout:?}")]
+    TimedOut {
+        agent: AgentId,
+        command: Command,
+        timeout: Duration,
+    },
+    #[error("sending {command} to agent {agent} failed: {source}")]
+    Request {
+        agent: AgentId,
+        command: Command,
+        #[source]
+        source: async_nats::RequestError,
+    },
+    #[error("could not encode the {command} request for agent {agent}: {source}")]
+    Encode {
+        agent: AgentId,
+        command: Command,
+        #[source]
+        source: ProtoError,
+    },
+    #[error("agent {agent} sent an unreadable reply to {command}: {source}")]
+    BadReply {
+        agent: AgentId,
+        command: Command,
+        #[source]
+        source: ProtoError,
+    },
+    #[error("agent {agent} answered {command} with an error: {error}")]
+    Remote {
+        agent: AgentId,
+        command: Command,
+        error: ErrorBody,
+    },
+}
+
+impl ClientError {
+    /// The agent the failed request was addressed to.
+    pub fn agent(&self) -> &AgentId {
+        match self {
+            ClientError::NoResponders { agent, .. }
+            | ClientError::TimedOut { agent, .. }
+            | ClientError::Request { agent, .. }
+            | ClientError::Encode { agent, .. }
+            | ClientError::BadReply { agent, .. }
+            | ClientError::Remote { agent, .. } => agent,
+        }
+    }
+}
+
+/// Sends command `C` with `args` to `agent` and decodes its reply, retrying
+/// NoResponders until `timeout` has passed.
+pub async fn request<C: CommandSpec>(
+    client: &Client,
+    agent: &AgentId,
+    args: &C::Args,
+    timeout: Duration,
+) -> Result<C::Reply, ClientError> {
+    let command = C::COMMAND;
+    let payload = Bytes::from(encode_request(args).map_err(|source| ClientError::Encode {
+        agent: agent.clone(),
+        command,
+        source,
+    })?);
+    let message = request_raw(client, agent, command, payload, timeout).await?;
+    match decode_reply::<C::Reply>(&message.payload) {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(error)) => Err(ClientError::Remote {
+            agent: agent.clone(),
+            command,
+            error,
+        }),
+        Err(source) => Err(ClientError::BadReply {
+            agent: agent.clone(),
+            command,
+            source,
+        }),
+    }
+}
+
+/// Sends `payload` as-is to `agent`'s `command` subject, with the same
+/// NoResponders retry. For tools and tests that need to send raw bytes.
+pub async fn request_raw(
+    client: &Client,
+    agent: &AgentId,
+    command: Command,
+    payload: Bytes,
+    timeout: Duration,
+) -> Result<async_nats::Message, ClientError> {
+    let subject = subjects::command_subject(agent, command);
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut pause = FIRST_RETRY_PAUSE;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let req = async_nats::Request::new()
+            .payload(payload.clone())
+            .timeout(Some(remaining));
+        match client.send_request(subject.clone(), req).await {
+            Ok(message) => return Ok(message),
+            Err(err) => match err.kind() {
+                RequestErrorKind::NoResponders => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    if remaining.is_zero() {
+                        return Err(ClientError::NoResponders {
+                            agent: agent.clone(),
+                            command,
+                            waited: started.elapsed(),
+                        });
+                    }
+                    tokio::time::sleep(pause.min(remaining)).await;
+                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                }
+                RequestErrorKind::TimedOut => {
+                    return Err(ClientError::TimedOut {
+                        agent: agent.clone(),
+                        command,
+                        timeout,
+                    });
+                }
+                _ => {
+                    return Err(ClientError::Request {
+                        agent: agent.clone(),
+                        command,
+                        source: err,
+                    });
+                }
+            },
+        }
+    }
+}
+
+/// `ping` one agent.
+pub async fn ping(
+    client: &Client,
+    agent: &AgentId,
+    timeout: Duration,
+) -> Result<PingReply, ClientError> {
+    request::<PingCommand>(client, agent, &Default::default(), timeout).await
+}
+
+/// `info` of one agent.
+pub async fn info(
+    client: &Client,
+    agent: &AgentId,
+    timeout: Duration,
+) -> Result<InfoReply, ClientError> {
+    request::<InfoCommand>(client, agent, &Default::default(), timeout).await
+}
+
+/// Pings every agent concurrently, each within `timeout`, and returns one
+/// result per agent in the input order. This is the smoke probe's building
+/// block: count the `Ok`s, name the agents of the `Err`s.
+pub async fn ping_all(
+    client: &Client,
+    agents: &[AgentId],
+    timeout: Duration,
+) -> Vec<Result<PingReply, ClientError>> {
+    futures::future::join_all(agents.iter().map(|a| ping(client, a, timeout))).await
+}
