@@ -1,0 +1,24 @@
+//! The FleetStack API (`fleet.nationtech.io/v1alpha1`).
+//!
+//! * [`stack`] holds the `FleetStack` spec: one optional section per component
+//!   (a section that is present means "deploy this component").
+//! * [`status`] holds the status contract read by kubectl, Flux and Argo CD
+//!   (see docs/adr/0011-status-contract.md).
+//! * [`validate`] holds the checks the OpenAPI schema of a Kubernetes 1.20
+//!   API server cannot express (no CEL there); failures carry the field path.
+//! * [`crdgen`] renders every CRD of the project as YAML (the `crdgen` binary
+//!   and the drift test use it).
+
+pub mod crdgen;
+pub mod stack;
+pub mod status;
+pub mod validate;
+
+pub use stack::*;
+pub use status::*;
+pub use validate::{SpecError, validate_spec};
+
+/// API group of every FleetStack resource.
+pub const GROUP: &str = "fleet.nationtech.io";
+/// The only served version.
+pub const VERSION: &str = "v1alpha1";

@@ -1,0 +1,337 @@
+//! `FleetStack` spec types.
+//!
+//! Conventions:
+//! * every component is an `Option<...Spec>`: absent means "not deployed"
+//!   (and the reconciler deletes what it created for it earlier);
+//! * defaults live in `serde(default = ...)` so the CRD schema carries them
+//!   and the API server fills them in; the same functions fill them when a
+//!   Rust caller deserializes a partial spec;
+//! * enums are unit-only (`Pod | Vm`): Kubernetes structural schemas accept a
+//!   string enum, not a `oneOf` of shapes.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::status::FleetStackStatus;
+
+/// Image the NATS StatefulSet runs unless `spec.nats.image` says otherwise.
+/// Any image with `nats-server` (>= 2.10) on its PATH works: the container
+/// command is `nats-server --config /etc/nats/nats.conf`.
+pub const DEFAULT_NATS_IMAGE: &str = "fleetstack/nats-server:2.15.1";
+pub const DEFAULT_ZITADEL_IMAGE: &str = "ghcr.io/zitadel/zitadel:v4.2.0";
+pub const DEFAULT_CALLOUT_IMAGE: &str = "fleetstack/fleet-callout:0.1.0";
+pub const DEFAULT_OPERATOR_IMAGE: &str = "fleetstack/fleet-operator:0.1.0";
+pub const DEFAULT_AGENT_IMAGE: &str = "fleetstack/fleet-agent:0.1.0";
+
+/// One fleet control plane: NATS, identity, auth callout, the fleet operator
+/// runtime and the agents, converged by the fleet-reconciler.
+#[derive(CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
+#[kube(
+    group = "fleet.nationtech.io",
+    version = "v1alpha1",
+    kind = "FleetStack",
+    namespaced,
+    status = "FleetStackStatus",
+    shortname = "fs",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "A fleet control plane (NATS, identity, auth callout, operator, agents) converged by the fleet-reconciler.",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Agents","type":"string","jsonPath":".status.agents.summary"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetStackSpec {
+    /// The NATS server (StatefulSet). Every other component needs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<NatsSpec>,
+    /// The OIDC identity provider: a managed Zitadel or an external issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentitySpec>,
+    /// The NATS auth-callout service (turns IdP tokens into NATS users).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callout: Option<CalloutSpec>,
+    /// The fleet operator runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<OperatorSpec>,
+    /// Fleet agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<AgentsSpec>,
+    /// When true the reconciler writes nothing to the stack's children and
+    /// reports a `Paused` condition.
+    #[serde(default)]
+    pub paused: bool,
+    /// How often and how long the smoke probes run.
+    #[serde(default)]
+    pub probe: ProbeSpec,
+}
+
+// ---------------------------------------------------------------- NATS
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NatsSpec {
+    /// Number of NATS servers. More than one forms a cluster (routes on 6222).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 9))]
+    pub replicas: i32,
+    /// Container image; must have `nats-server` (>= 2.10) on its PATH.
+    #[serde(default = "default_nats_image")]
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Compute resources of the nats container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ComputeResources>,
+    #[serde(default)]
+    pub jetstream: JetStreamSpec,
+    #[serde(default)]
+    pub auth: NatsAuthSpec,
+}
+
+impl Default for NatsSpec {
+    fn default() -> Self {
+        NatsSpec {
+            replicas: 1,
+            image: default_nats_image(),
+            resources: None,
+            jetstream: JetStreamSpec::default(),
+            auth: NatsAuthSpec::default(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JetStreamSpec {
+    /// Enables JetStream with a file store on a PersistentVolumeClaim.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Size of each server's JetStream volume.
+    #[serde(default = "default_js_size")]
+    pub storage_size: Quantity,
+    /// StorageClass of the JetStream volumes (cluster default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+impl Default for JetStreamSpec {
+    fn default() -> Self {
+        JetStreamSpec {
+            enabled: false,
+            storage_size: default_js_size(),
+            storage_class_name: None,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NatsAuthSpec {
+    #[serde(default)]
+    pub mode: NatsAuthMode,
+}
+
+/// How NATS clients authenticate.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema, Default)]
+pub enum NatsAuthMode {
+    /// Static users with generated passwords (kept in a write-once Secret).
+    #[default]
+    UserPass,
+    /// Users are authorized by the auth-callout service against the IdP.
+    Callout,
+}
+
+/// Requests and limits (`cpu`, `memory`, ...) like a container's `resources`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputeResources {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, Quantity>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, Quantity>,
+}
+
+// ---------------------------------------------------------------- identity
+
+/// Exactly one of `managed` or `external` (checked by the reconciler: the
+/// 1.20 schema has no way to say "exactly one").
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentitySpec {
+    /// A Zitadel deployed and owned by this stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<ManagedZitadelSpec>,
+    /// An existing OIDC issuer (Zitadel or another provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalIdentitySpec>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedZitadelSpec {
+    #[serde(default = "default_zitadel_image")]
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// The domain users and agents reach Zitadel on (its `ExternalDomain`).
+    #[schemars(regex(
+        pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+    ))]
+    #[schemars(length(min = 1, max = 253))]
+    pub external_domain: String,
+    #[serde(default)]
+    pub database: ZitadelDatabaseSpec,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ZitadelDatabaseSpec {
+    #[serde(default)]
+    pub mode: DatabaseMode,
+    /// Secret with the connection settings; required when `mode: External`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema, Default)]
+pub enum DatabaseMode {
+    /// A PostgreSQL owned by the stack.
+    #[default]
+    Bundled,
+    /// An existing PostgreSQL (14-18) described by `secretRef`.
+    External,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalIdentitySpec {
+    /// OIDC issuer URL (discovery at `<issuer>/.well-known/openid-configuration`).
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub issuer: String,
+    /// Secret holding `clientId` and `clientSecret` for client_credentials.
+    pub client_credentials: SecretRef,
+}
+
+/// A Secret in the FleetStack's namespace.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+// ---------------------------------------------------------------- callout, operator
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CalloutSpec {
+    #[serde(default = "default_callout_image")]
+    #[schemars(length(min = 1))]
+    pub image: String,
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 9))]
+    pub replicas: i32,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorSpec {
+    #[serde(default = "default_operator_image")]
+    #[schemars(length(min = 1))]
+    pub image: String,
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 9))]
+    pub replicas: i32,
+}
+
+// ---------------------------------------------------------------- agents
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentsSpec {
+    /// Where agents run. `Vm` is reserved and refused until implemented.
+    #[serde(default)]
+    pub target: AgentTarget,
+    #[serde(default = "one")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: i32,
+    #[serde(default = "default_agent_image")]
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Extra labels for agent pods (and their fleet identity).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema, Default)]
+pub enum AgentTarget {
+    #[default]
+    Pod,
+    /// Reserved: agents on virtual machines (not implemented).
+    Vm,
+}
+
+// ---------------------------------------------------------------- probes
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeSpec {
+    /// Seconds between smoke probes of a Ready stack.
+    #[serde(default = "default_interval")]
+    #[schemars(range(min = 5, max = 86400))]
+    pub interval_seconds: i32,
+    /// Deadline of one smoke probe (connect + round trip + healthz).
+    #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1, max = 300))]
+    pub timeout_seconds: i32,
+    /// How long a new generation may stay not-Ready before the stack is
+    /// reported `Stalled` (reason `Timeout`). Reconciling continues.
+    #[serde(default = "default_ready_deadline")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub ready_deadline_seconds: i32,
+}
+
+impl Default for ProbeSpec {
+    fn default() -> Self {
+        ProbeSpec {
+            interval_seconds: default_interval(),
+            timeout_seconds: default_timeout(),
+            ready_deadline_seconds: default_ready_deadline(),
+        }
+    }
+}
+
+fn one() -> i32 {
+    1
+}
+fn default_nats_image() -> String {
+    DEFAULT_NATS_IMAGE.into()
+}
+fn default_zitadel_image() -> String {
+    DEFAULT_ZITADEL_IMAGE.into()
+}
+fn default_callout_image() -> String {
+    DEFAULT_CALLOUT_IMAGE.into()
+}
+fn default_operator_image() -> String {
+    DEFAULT_OPERATOR_IMAGE.into()
+}
+fn default_agent_image() -> String {
+    DEFAULT_AGENT_IMAGE.into()
+}
+fn default_js_size() -> Quantity {
+    Quantity("1Gi".into())
+}
+fn default_interval() -> i32 {
+    30
+}
+fn default_timeout() -> i32 {
+    5
+}
+fn default_ready_deadline() -> i32 {
+    600
+}
