@@ -1,0 +1,296 @@
+//! The callout itself: one decision per authorization request, and the NATS
+//! loop that feeds it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{AgentId, IdentityError, agent_user_claims};
+use crate::claims::{self, AuthorizationResponse};
+use crate::metrics::Metrics;
+use crate::oidc::{OidcValidator, TokenError};
+use crate::request::{RequestVerifier, VerifiedRequest, XKEY_HEADER};
+use crate::unix_now;
+
+/// Subject nats-server publishes authorization requests on.
+pub const AUTH_SUBJECT: &str = "$SYS.REQ.USER.AUTH";
+/// Requests handled concurrently per replica; more wait (backpressure).
+const MAX_IN_FLIGHT: usize = 256;
+
+/// What the callout grants and how long it may take.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Account agents are placed in (`aud` of the user JWT), e.g. `FLEET`.
+    pub target_account: String,
+    /// Token claim holding the agent id (default `sub`).
+    pub identity_claim: String,
+    /// Upper bound on a connection's lifetime; the user JWT expires at the
+    /// earlier of this and the token's expiry, and the server then
+    /// disconnects the client, which reconnects with a fresh token.
+    pub max_user_lifetime: Duration,
+    /// Total time allowed for one decision, IdP calls included; keep it well
+    /// below the server's `authorization.timeout` (default 2 s).
+    pub budget: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            target_account: "FLEET".into(),
+            identity_claim: "sub".into(),
+            max_user_lifetime: Duration::from_secs(3600),
+            budget: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("subscribing to {AUTH_SUBJECT} in queue group {group:?}: {detail}")]
+    Subscribe { group: String, detail: String },
+    #[error("flushing the NATS connection: {0}")]
+    Flush(String),
+}
+
+/// Why a client was refused; the text goes to the server log (never the token).
+#[derive(Debug, thiserror::Error)]
+enum Denial {
+    #[error("token rejected: {0}")]
+    Token(#[from] TokenError),
+    #[error("identity rejected: {0}")]
+    Identity(#[from] IdentityError),
+    #[error("decision took longer than the {0:?} budget")]
+    Timeout(Duration),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Denial {
+    fn reason(&self) -> &'static str {
+        match self {
+            Denial::Token(e) => e.reason(),
+            Denial::Identity(_) => "bad_identity",
+            Denial::Timeout(_) => "timeout",
+            Denial::Internal(_) => "internal",
+        }
+    }
+}
+
+/// The auth-callout service. Share it behind an `Arc`.
+pub struct Callout {
+    verifier: RequestVerifier,
+    oidc: OidcValidator,
+    policy: Policy,
+    metrics: Metrics,
+    subscribed: AtomicBool,
+}
+
+impl std::fmt::Debug for Callout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Callout")
+            .field("verifier", &self.verifier)
+            .field("oidc", &self.oidc)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Callout {
+    pub fn new(
+        verifier: RequestVerifier,
+        oidc: OidcValidator,
+        policy: Policy,
+        metrics: Metrics,
+    ) -> Self {
+        Callout {
+            verifier,
+            oidc,
+            policy,
+            metrics,
+            subscribed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn oidc(&self) -> &OidcValidator {
+        &self.oidc
+    }
+
+    /// Ready = subscribed to the request subject and the issuer's discovery
+    /// document loaded.
+    pub fn is_ready(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed) && self.oidc.is_warm()
+    }
+
+    /// Handles one request payload: the bytes to reply with, or `None` when
+    /// the request itself is not trustworthy (logged and counted).
+    pub async fn handle(&self, payload: &[u8], xkey_header: Option<&str>) -> Option<Vec<u8>> {
+        let started = Instant::now();
+        let now = unix_now();
+        let request = match self.verifier.verify(payload, xkey_header, now) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "dropping an authorization request that failed verification");
+                self.metrics.dropped(e.label());
+                return None;
+            }
+        };
+        let decision =
+            match tokio::time::timeout(self.policy.budget, self.authorize(&request, now)).await {
+                Ok(d) => d,
+                Err(_) => Err(Denial::Timeout(self.policy.budget)),
+            };
+        let info = &request.claims.nats.client_info;
+        let (answer, allowed, reason) = match decision {
+            Ok((agent, user_jwt)) => {
+                tracing::info!(
+                    agent = %agent,
+                    client_host = %info.host,
+                    client_name = %info.name,
+                    server = %request.claims.nats.server_id.name,
+                    "authorized agent connection"
+                );
+                (AuthorizationResponse::allow(user_jwt), true, "ok")
+            }
+            Err(denial) => {
+                tracing::warn!(
+                    reason = denial.reason(),
+                    error = %denial,
+                    client_host = %info.host,
+                    client_name = %info.name,
+                    server = %request.claims.nats.server_id.name,
+                    "refused connection"
+                );
+                let reason = denial.reason();
+                (
+                    AuthorizationResponse::deny(denial.to_string()),
+                    false,
+                    reason,
+                )
+            }
+        };
+        match self.verifier.respond(&request, answer, now) {
+            Ok(bytes) => {
+                self.metrics
+                    .decision(allowed, reason, started.elapsed().as_secs_f64());
+                Some(bytes)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not sign the authorization response");
+                self.metrics.dropped(e.label());
+                None
+            }
+        }
+    }
+
+    /// Validates the presented token and builds the user JWT.
+    async fn authorize(
+        &self,
+        request: &VerifiedRequest,
+        now: i64,
+    ) -> Result<(AgentId, String), Denial> {
+        let token = request.claims.nats.connect_opts.auth_token.expose();
+        let validated = self.oidc.validate(token).await?;
+        let agent = AgentId::from_claims(&validated.claims, &self.policy.identity_claim)?;
+        let max = now.saturating_add(
+            i64::try_from(self.policy.max_user_lifetime.as_secs()).unwrap_or(i64::MAX),
+        );
+        let exp = validated.exp.map_or(max, |e| e.min(max));
+        // Accepted within the clock leeway but already past: the server
+        // would refuse a user JWT that is expired on arrival.
+        if exp <= now {
+            return Err(TokenError::Expired.into());
+        }
+        let mut user = agent_user_claims(
+            &agent,
+            request.user_nkey(),
+            &self.policy.target_account,
+            exp,
+        );
+        let jwt = claims::encode(&mut user, self.verifier.issuer(), now)
+            .map_err(|e| Denial::Internal(e.to_string()))?;
+        Ok((agent, jwt))
+    }
+
+    /// Serves requests from `client` (connected as an `auth_users` member)
+    /// in queue group `queue_group` until `shutdown` fires or the
+    /// connection's subscription ends; then stops taking requests, finishes
+    /// the ones in flight and flushes.
+    pub async fn serve(
+        self: Arc<Self>,
+        client: async_nats::Client,
+        queue_group: &str,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServiceError> {
+        let mut sub = client
+            .queue_subscribe(AUTH_SUBJECT, queue_group.to_string())
+            .await
+            .map_err(|e| ServiceError::Subscribe {
+                group: queue_group.to_string(),
+                detail: e.to_string(),
+            })?;
+        // The server registers the subscription once it has processed our
+        // SUB; flushing (PING/PONG) makes readiness mean "requests arrive".
+        client
+            .flush()
+            .await
+            .map_err(|e| ServiceError::Flush(e.to_string()))?;
+        self.subscribed.store(true, Ordering::Relaxed);
+        tracing::info!(
+            subject = AUTH_SUBJECT,
+            queue_group,
+            "serving authorization requests"
+        );
+
+        let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        loop {
+            let msg = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                msg = sub.next() => msg,
+            };
+            let Some(msg) = msg else {
+                tracing::warn!("authorization request subscription ended");
+                break;
+            };
+            let Some(reply) = msg.reply.clone() else {
+                self.metrics.dropped("no_reply_subject");
+                continue;
+            };
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                break;
+            };
+            let this = self.clone();
+            let client = client.clone();
+            tokio::spawn(async move {
+                let xkey = msg
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(XKEY_HEADER))
+                    .map(|v| v.as_str().to_string());
+                if let Some(answer) = this.handle(&msg.payload, xkey.as_deref()).await
+                    && let Err(e) = client.publish(reply, answer.into()).await
+                {
+                    tracing::warn!(error = %e, "could not publish the authorization response");
+                }
+                drop(permit);
+            });
+        }
+        self.subscribed.store(false, Ordering::Relaxed);
+        let _ = sub.unsubscribe().await;
+        // Wait for the requests in flight (each bounded by the budget).
+        let _ = in_flight.acquire_many(MAX_IN_FLIGHT as u32).await;
+        client
+            .flush()
+            .await
+            .map_err(|e| ServiceError::Flush(e.to_string()))?;
+        tracing::info!("stopped serving authorization requests");
+        Ok(())
+    }
+}
