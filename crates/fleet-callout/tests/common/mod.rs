@@ -1,0 +1,270 @@
+//! Test stack: a real nats-server configured for auth callout, the test OIDC
+//! issuer, and the callout, all on loopback in this process (the server is
+//! a child process).
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleet_callout::{
+    Callout, ClientCredentials, Metrics, OidcConfig, OidcValidator, Policy, RequestVerifier, Secret,
+};
+use fleet_test_issuer::{Client, IssuerConfig, SigningAlg, TestIssuer};
+use fleet_testkit::NatsServer;
+use nkeys::{KeyPair, XKey};
+use tokio_util::sync::CancellationToken;
+
+pub const AUTH_USER: &str = "auth";
+pub const AUTH_PASSWORD: &str = "auth-password";
+/// A FLEET-account user that bypasses the callout (listed in `auth_users`),
+/// playing the operator's part: it sends commands and reads heartbeats.
+pub const OPERATOR_USER: &str = "operator";
+pub const OPERATOR_PASSWORD: &str = "operator-password";
+pub const AUDIENCE: &str = "fleet-nats";
+
+#[derive(Clone)]
+pub struct StackOptions {
+    pub xkey: bool,
+    pub alg: SigningAlg,
+    pub opaque_tokens: bool,
+    pub introspection: bool,
+    pub max_token_bytes: usize,
+    pub jwks_min_refresh: Duration,
+    pub max_user_lifetime: Duration,
+    /// nats-server `authorization.timeout`.
+    pub auth_timeout_secs: u64,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            xkey: false,
+            alg: SigningAlg::EdDsa,
+            opaque_tokens: false,
+            introspection: false,
+            max_token_bytes: 4096,
+            jwks_min_refresh: Duration::from_millis(200),
+            max_user_lifetime: Duration::from_secs(3600),
+            auth_timeout_secs: 2,
+        }
+    }
+}
+
+pub struct Stack {
+    pub issuer: TestIssuer,
+    pub nats: NatsServer,
+    pub callout: Arc<Callout>,
+    pub metrics: Metrics,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The nats-server configuration body for callout auth.
+pub fn callout_server_config(
+    issuer_account: &str,
+    xkey: Option<&str>,
+    timeout_secs: u64,
+) -> String {
+    let xkey_line = xkey.map(|x| format!("xkey: \"{x}\"")).unwrap_or_default();
+    format!(
+        r#"
+accounts {{
+  AUTH {{ users: [ {{ user: {AUTH_USER}, password: "{AUTH_PASSWORD}" }} ] }}
+  FLEET {{ users: [ {{ user: {OPERATOR_USER}, password: "{OPERATOR_PASSWORD}" }} ] }}
+  SYS {{}}
+}}
+system_account: SYS
+authorization {{
+  timeout: {timeout_secs}
+  auth_callout {{
+    issuer: "{issuer_account}"
+    account: AUTH
+    auth_users: [ {AUTH_USER}, {OPERATOR_USER} ]
+    {xkey_line}
+  }}
+}}
+"#
+    )
+}
+
+impl Stack {
+    pub async fn start(opts: StackOptions) -> Stack {
+        let issuer = TestIssuer::start(IssuerConfig {
+            clients: vec![
+                Client::new("agent-a", "secret-a"),
+                Client::new("agent-b", "secret-b"),
+                Client::new("callout", "callout-secret"),
+            ],
+            audience: AUDIENCE.into(),
+            alg: opts.alg,
+            opaque_tokens: opts.opaque_tokens,
+            ..IssuerConfig::default()
+        })
+        .await
+        .expect("test issuer starts");
+
+        let account = KeyPair::new_account();
+        let xkey = opts.xkey.then(XKey::new);
+        let config = callout_server_config(
+            &account.public_key(),
+            xkey.as_ref().map(XKey::public_key).as_deref(),
+            opts.auth_timeout_secs,
+        );
+        let nats = tokio::task::spawn_blocking(move || NatsServer::start(&config))
+            .await
+            .expect("join")
+            .expect("nats-server starts with the callout config");
+
+        let metrics = Metrics::new();
+        let mut oidc_cfg = OidcConfig::new(issuer.url(), AUDIENCE);
+        oidc_cfg.max_token_bytes = opts.max_token_bytes;
+        oidc_cfg.jwks_min_refresh = opts.jwks_min_refresh;
+        if opts.introspection {
+            oidc_cfg.client = Some(ClientCredentials {
+                id: "callout".into(),
+                secret: Secret::new("callout-secret"),
+            });
+        }
+        let oidc = OidcValidator::new(oidc_cfg, metrics.clone()).expect("oidc client");
+        let verifier = RequestVerifier::new(account, xkey);
+        let callout = Arc::new(Callout::new(
+            verifier,
+            oidc,
+            Policy {
+                max_user_lifetime: opts.max_user_lifetime,
+                ..Policy::default()
+            },
+            metrics.clone(),
+        ));
+        let mut stack = Stack {
+            issuer,
+            nats,
+            callout,
+            metrics,
+            shutdown: CancellationToken::new(),
+            task: None,
+        };
+        stack.start_callout().await;
+        stack
+    }
+
+    /// (Re)starts the callout's NATS loop and waits until it is subscribed.
+    pub async fn start_callout(&mut self) {
+        self.shutdown = CancellationToken::new();
+        let client = async_nats::ConnectOptions::with_user_and_password(
+            AUTH_USER.into(),
+            AUTH_PASSWORD.into(),
+        )
+        .name("fleet-callout-test")
+        .connect(self.nats.url())
+        .await
+        .expect("callout connects as the auth user");
+        let callout = self.callout.clone();
+        let shutdown = self.shutdown.clone();
+        self.task = Some(tokio::spawn(async move {
+            callout
+                .serve(client, "fleet-callout", shutdown)
+                .await
+                .expect("callout serves");
+        }));
+        self.callout
+            .oidc()
+            .warm_up()
+            .await
+            .expect("discovery and JWKS load");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !self.callout.is_ready() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "callout never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn stop_callout(&mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.expect("callout task ends cleanly");
+        }
+    }
+
+    /// A token from the issuer's token endpoint (client_credentials over HTTP).
+    pub async fn token_for(&self, client_id: &str, secret: &str) -> String {
+        let body: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/oauth/v2/token", self.issuer.url()))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("token request")
+            .error_for_status()
+            .expect("token granted")
+            .json()
+            .await
+            .expect("token json");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
+    pub async fn connect_with_token(
+        &self,
+        token: &str,
+    ) -> Result<async_nats::Client, async_nats::ConnectError> {
+        connect_with_token(&self.nats.url(), token, None).await
+    }
+
+    pub async fn operator(&self) -> async_nats::Client {
+        async_nats::ConnectOptions::with_user_and_password(
+            OPERATOR_USER.into(),
+            OPERATOR_PASSWORD.into(),
+        )
+        .connect(self.nats.url())
+        .await
+        .expect("operator connects (bypasses the callout)")
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Connects with token auth and no reconnect retries; `events`, if given,
+/// receives the server errors (permission violations) of the connection.
+pub async fn connect_with_token(
+    url: &str,
+    token: &str,
+    events: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let mut opts = async_nats::ConnectOptions::with_token(token.to_string())
+        .connection_timeout(Duration::from_secs(5))
+        .max_reconnects(Some(1));
+    if let Some(tx) = events {
+        opts = opts.event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    let _ = tx.send(e.to_string());
+                }
+            }
+        });
+    }
+    opts.connect(url).await
+}
+
+/// Asserts that `result` is the server refusing the client's credentials.
+pub fn assert_refused(result: Result<async_nats::Client, async_nats::ConnectError>, what: &str) {
+    match result {
+        Ok(_) => panic!("{what}: connection was accepted"),
+        Err(e) => assert_eq!(
+            e.kind(),
+            async_nats::ConnectErrorKind::AuthorizationViolation,
+            "{what}: expected Authorization Violation, got {e}"
+        ),
+    }
+}
