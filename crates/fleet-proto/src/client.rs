@@ -126,6 +126,14 @@ pub async fn request_raw(
     let mut pause = FIRST_RETRY_PAUSE;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            // Only reachable after sleeping on a NoResponders answer.
+            return Err(ClientError::NoResponders {
+                agent: agent.clone(),
+                command,
+                waited: started.elapsed(),
+            });
+        }
         let req = async_nats::Request::new()
             .payload(payload.clone())
             .timeout(Some(remaining));
@@ -134,13 +142,6 @@ pub async fn request_raw(
             Err(err) => match err.kind() {
                 RequestErrorKind::NoResponders => {
                     let remaining = deadline.saturating_duration_since(Instant::now());
-                    if remaining.is_zero() {
-                        return Err(ClientError::NoResponders {
-                            agent: agent.clone(),
-                            command,
-                            waited: started.elapsed(),
-                        });
-                    }
                     tokio::time::sleep(pause.min(remaining)).await;
                     pause = (pause * 2).min(MAX_RETRY_PAUSE);
                 }
