@@ -1,0 +1,230 @@
+//! Applying desired objects: server-side apply with the one field manager,
+//! in the order given, skipping objects whose desired state did not change;
+//! and deleting a component's objects that are no longer desired.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{ConfigMap, Secret, Service, ServiceAccount},
+    policy::v1::PodDisruptionBudget,
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy},
+    core::ApiResource,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::labels::{self, DESIRED_HASH, FIELD_MANAGER, MANAGED_BY};
+use crate::score::InterpretError;
+
+/// One object to apply, with the hash of its desired state.
+#[derive(Debug, Clone)]
+pub struct DesiredObject {
+    pub resource: ApiResource,
+    pub object: DynamicObject,
+    pub hash: String,
+}
+
+impl DesiredObject {
+    /// Converts a typed object, computes the hash of its JSON and stores it
+    /// in the `fleet.nationtech.io/desired-hash` annotation.
+    pub fn new<K>(obj: &K) -> Result<Self, InterpretError>
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        let resource = ApiResource::erase::<K>(&());
+        let name = obj.meta().name.clone().unwrap_or_default();
+        let kind = resource.kind.clone();
+        let build_err = |source| InterpretError::Build {
+            kind: kind.clone(),
+            name: name.clone(),
+            source,
+        };
+        let mut value = serde_json::to_value(obj).map_err(build_err)?;
+        // apiVersion/kind are not serialized by every k8s-openapi type's
+        // Serialize impl path we use; set them explicitly.
+        value["apiVersion"] = resource.api_version.clone().into();
+        value["kind"] = resource.kind.clone().into();
+        // serde_json maps are sorted (no preserve_order), so the text is canonical.
+        let hash = hex(&Sha256::digest(value.to_string().as_bytes()));
+        let mut object: DynamicObject = serde_json::from_value(value).map_err(build_err)?;
+        object
+            .annotations_mut()
+            .insert(DESIRED_HASH.to_string(), hash.clone());
+        Ok(DesiredObject {
+            resource,
+            object,
+            hash,
+        })
+    }
+
+    pub fn name(&self) -> String {
+        self.object.name_any()
+    }
+
+    /// `Kind/name`, for reports and logs.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.resource.kind, self.name())
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What [`apply_in_order`] did.
+#[derive(Debug, Default, Clone)]
+pub struct ApplyReport {
+    pub written: Vec<String>,
+    pub unchanged: usize,
+}
+
+/// Applies `objects` in order. An object is written only when it is missing,
+/// being deleted, or its live desired-hash differs; an idle stack therefore
+/// costs reads only. An existing object not labelled as ours is refused
+/// rather than taken over.
+pub async fn apply_in_order(
+    client: &Client,
+    namespace: &str,
+    objects: &[DesiredObject],
+    report: &mut ApplyReport,
+) -> Result<(), InterpretError> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    for desired in objects {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), namespace, &desired.resource);
+        let name = desired.name();
+        let api_err = |verb, source| InterpretError::Api {
+            verb,
+            kind: desired.resource.kind.clone(),
+            namespace: namespace.to_string(),
+            name: name.clone(),
+            source: Box::new(source),
+        };
+        let live = api.get_opt(&name).await.map_err(|e| api_err("get", e))?;
+        if let Some(live) = &live {
+            if live.labels().get(MANAGED_BY).map(String::as_str) != Some(FIELD_MANAGER) {
+                return Err(InterpretError::NotOwned {
+                    kind: desired.resource.kind.clone(),
+                    namespace: namespace.to_string(),
+                    name,
+                });
+            }
+            let same = live.annotations().get(DESIRED_HASH) == Some(&desired.hash);
+            if same && live.metadata.deletion_timestamp.is_none() {
+                report.unchanged += 1;
+                continue;
+            }
+        }
+        api.patch(&name, &params, &Patch::Apply(&desired.object))
+            .await
+            .map_err(|e| api_err("apply", e))?;
+        report.written.push(desired.key());
+    }
+    Ok(())
+}
+
+/// Every kind a component may own; orphan cleanup lists these.
+pub fn owned_kinds(pdb_v1: bool) -> Vec<ApiResource> {
+    let mut kinds = vec![
+        ApiResource::erase::<StatefulSet>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<ConfigMap>(&()),
+        ApiResource::erase::<Secret>(&()),
+        ApiResource::erase::<ServiceAccount>(&()),
+    ];
+    if pdb_v1 {
+        kinds.push(ApiResource::erase::<PodDisruptionBudget>(&()));
+    }
+    kinds
+}
+
+/// Deletes the objects of `component` of `stack` whose `Kind/name` is not in
+/// `keep` (all of them when `keep` is empty: the component left the spec).
+/// Returns the `Kind/name`s deleted.
+pub async fn prune(
+    client: &Client,
+    namespace: &str,
+    stack: &str,
+    component: &str,
+    kinds: &[ApiResource],
+    keep: &BTreeSet<String>,
+) -> Result<Vec<String>, InterpretError> {
+    let selector = labels::component_selector(stack, component);
+    let lp = ListParams::default().labels(&selector);
+    let dp = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    };
+    let mut deleted = Vec::new();
+    for kind in kinds {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, kind);
+        let list = api
+            .list_metadata(&lp)
+            .await
+            .map_err(|source| InterpretError::Api {
+                verb: "list",
+                kind: kind.kind.clone(),
+                namespace: namespace.to_string(),
+                name: format!("-l {selector}"),
+                source: Box::new(source),
+            })?;
+        for item in list.items {
+            let name = item.name_any();
+            let key = format!("{}/{}", kind.kind, name);
+            if keep.contains(&key) || item.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            match api.delete(&name, &dp).await {
+                Ok(_) => deleted.push(key),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(source) => {
+                    return Err(InterpretError::Api {
+                        verb: "delete",
+                        kind: kind.kind.clone(),
+                        namespace: namespace.to_string(),
+                        name,
+                        source: Box::new(source),
+                    });
+                }
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn cm(data: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("x".into()),
+                ..Default::default()
+            },
+            data: Some([("k".to_string(), data.to_string())].into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn hash_is_stable_and_tracks_content() {
+        let a = DesiredObject::new(&cm("1")).expect("build");
+        let b = DesiredObject::new(&cm("1")).expect("build");
+        let c = DesiredObject::new(&cm("2")).expect("build");
+        assert_eq!(a.hash, b.hash);
+        assert_ne!(a.hash, c.hash);
+        assert_eq!(a.object.annotations().get(DESIRED_HASH), Some(&a.hash));
+        assert_eq!(a.key(), "ConfigMap/x");
+        let types = a.object.types.as_ref().expect("types");
+        assert_eq!(
+            (types.api_version.as_str(), types.kind.as_str()),
+            ("v1", "ConfigMap")
+        );
+    }
+}

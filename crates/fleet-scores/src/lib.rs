@@ -1,0 +1,25 @@
+//! Score / Topology / Interpret machinery and the component Scores.
+//!
+//! * A [`Score`] is a typed description of one component's desired state
+//!   (e.g. [`nats::FleetNatsScore`]). It builds its desired objects with a
+//!   pure function (unit-tested without a cluster).
+//! * An [`Interpret`] executes a Score against a [`Topology`]: applies the
+//!   desired objects in a fixed order (skipping unchanged ones), deletes the
+//!   component's objects that are no longer desired, then runs the smoke
+//!   probe, and returns an [`Outcome`].
+//! * A Topology is a compile-time type: [`K8sTopology`] (a Kubernetes
+//!   cluster reached through a kube `Client`). How a probe reaches a Service
+//!   (cluster DNS or ClusterIP) is the Topology's business.
+//!
+//! See docs/adr/0010-score-topology-interpret.md.
+
+pub mod apply;
+pub mod labels;
+pub mod nats;
+pub mod score;
+pub mod secret;
+pub mod topology;
+pub mod write_once;
+
+pub use score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
+pub use topology::{K8sTopology, KubernetesTopology, ProbeRoute, Topology};

@@ -1,0 +1,138 @@
+//! Renders `nats.conf` (pure).
+//!
+//! Secrets never enter the ConfigMap: passwords are referenced as
+//! `$SYS_PASSWORD` / `$FLEET_PASSWORD`, which nats-server resolves from the
+//! container environment (filled from the write-once Secret).
+
+use fleet_crds::NatsSpec;
+
+pub const CLIENT_PORT: u16 = 4222;
+pub const CLUSTER_PORT: u16 = 6222;
+pub const MONITOR_PORT: u16 = 8222;
+pub const CONFIG_DIR: &str = "/etc/nats";
+pub const CONFIG_FILE: &str = "nats.conf";
+pub const PID_DIR: &str = "/var/run/nats";
+pub const DATA_DIR: &str = "/data";
+
+/// User of the system account; the smoke probe connects as this user.
+pub const SYS_USER: &str = "sys";
+/// User of the FLEET account (operator, callout bootstrap).
+pub const FLEET_USER: &str = "fleet";
+pub const SYS_PASSWORD_ENV: &str = "SYS_PASSWORD";
+pub const FLEET_PASSWORD_ENV: &str = "FLEET_PASSWORD";
+
+/// Everything the config depends on besides the spec.
+#[derive(Debug, Clone)]
+pub struct ConfigInput<'a> {
+    pub stack: &'a str,
+    pub namespace: &'a str,
+    pub headless_service: &'a str,
+    pub statefulset: &'a str,
+    pub spec: &'a NatsSpec,
+}
+
+/// The complete server configuration.
+pub fn render(input: &ConfigInput<'_>) -> String {
+    let mut c = String::new();
+    c.push_str(
+        "# Rendered by fleet-reconciler (FleetNatsScore). Do not edit: changes are overwritten.\n",
+    );
+    c.push_str("server_name: $SERVER_NAME\n");
+    c.push_str(&format!("listen: 0.0.0.0:{CLIENT_PORT}\n"));
+    c.push_str(&format!("http: 0.0.0.0:{MONITOR_PORT}\n"));
+    c.push_str(&format!("pid_file: {PID_DIR}/nats.pid\n"));
+    c.push_str("lame_duck_duration: 30s\nlame_duck_grace_period: 10s\n");
+    if input.spec.replicas > 1 {
+        c.push_str(&cluster_block(input));
+    }
+    if input.spec.jetstream.enabled {
+        c.push_str(&jetstream_block(input.spec));
+    }
+    c.push_str(&accounts_block(input.spec.jetstream.enabled));
+    c
+}
+
+fn cluster_block(input: &ConfigInput<'_>) -> String {
+    let routes: Vec<String> = (0..input.spec.replicas)
+        .map(|i| {
+            format!(
+                "    nats://{sts}-{i}.{svc}.{ns}.svc.cluster.local:{CLUSTER_PORT}",
+                sts = input.statefulset,
+                svc = input.headless_service,
+                ns = input.namespace
+            )
+        })
+        .collect();
+    format!(
+        "cluster {{\n  name: {name}\n  listen: 0.0.0.0:{CLUSTER_PORT}\n  no_advertise: true\n  connect_retries: 120\n  routes: [\n{routes}\n  ]\n}}\n",
+        name = input.stack,
+        routes = routes.join("\n")
+    )
+}
+
+fn jetstream_block(spec: &NatsSpec) -> String {
+    let mut b = format!("jetstream {{\n  store_dir: {DATA_DIR}/jetstream\n");
+    if let Some(bytes) = quantity_bytes(&spec.jetstream.storage_size.0) {
+        b.push_str(&format!("  max_file_store: {bytes}\n"));
+    }
+    b.push_str("}\n");
+    b
+}
+
+/// The accounts: SYS (system account, probe user) and FLEET (the fleet's
+/// traffic). Public so tests can run a real nats-server with the very same
+/// accounts.
+pub fn accounts_block(jetstream: bool) -> String {
+    let fleet_js = if jetstream {
+        "    jetstream: enabled\n"
+    } else {
+        ""
+    };
+    format!(
+        "accounts {{\n  SYS {{\n    users: [{{user: {SYS_USER}, password: ${SYS_PASSWORD_ENV}}}]\n  }}\n  FLEET {{\n{fleet_js}    users: [{{user: {FLEET_USER}, password: ${FLEET_PASSWORD_ENV}}}]\n  }}\n}}\nsystem_account: SYS\n"
+    )
+}
+
+/// Bytes of a Kubernetes quantity (`1Gi`, `500M`, `1e9`); `None` when it
+/// does not parse (validation reports that before we get here).
+pub fn quantity_bytes(q: &str) -> Option<u64> {
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+'))
+        .unwrap_or(q.len());
+    let (num, suffix) = q.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let mult: f64 = match suffix {
+        "" => 1.0,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "m" => 1e-3,
+        s if s.starts_with(['e', 'E']) => 10f64.powi(s[1..].parse().ok()?),
+        _ => return None,
+    };
+    let bytes = (num * mult).ceil();
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_convert_to_bytes() {
+        assert_eq!(quantity_bytes("1Gi"), Some(1 << 30));
+        assert_eq!(quantity_bytes("500M"), Some(500_000_000));
+        assert_eq!(quantity_bytes("1e3"), Some(1000));
+        assert_eq!(quantity_bytes("1.5Ki"), Some(1536));
+        assert_eq!(quantity_bytes("x"), None);
+    }
+}

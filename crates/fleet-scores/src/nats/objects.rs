@@ -1,0 +1,435 @@
+//! The desired Kubernetes objects of a FleetStack's NATS: a pure function
+//! of the resolved spec. Apply order is the order of [`NatsObjects::ordered`].
+
+use std::collections::BTreeMap;
+
+use fleet_crds::NatsSpec;
+use k8s_openapi::{
+    api::{
+        apps::v1::{StatefulSet, StatefulSetSpec},
+        core::v1::{
+            Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
+            EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, Lifecycle,
+            LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
+            PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+            ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Service,
+            ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+            VolumeResourceRequirements,
+        },
+        policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
+    },
+    apimachinery::pkg::{
+        apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
+        util::intstr::IntOrString,
+    },
+};
+use sha2::{Digest, Sha256};
+
+use super::config::{self, CLIENT_PORT, CLUSTER_PORT, MONITOR_PORT};
+use crate::apply::{DesiredObject, hex};
+use crate::labels::{self, CONFIG_HASH};
+use crate::score::InterpretError;
+
+pub const COMPONENT: &str = "nats";
+/// Non-root uid/gid of the restricted Pod Security profile.
+pub const RUN_AS: i64 = 65532;
+
+/// Everything the objects depend on.
+#[derive(Debug, Clone)]
+pub struct NatsInput {
+    pub stack: String,
+    pub namespace: String,
+    pub owner: OwnerReference,
+    pub spec: NatsSpec,
+    /// Whether policy/v1 is served (a PDB is built only then).
+    pub pdb_v1: bool,
+}
+
+/// Object names, derived from the stack name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsNames {
+    pub statefulset: String,
+    pub headless_service: String,
+    pub client_service: String,
+    pub config_map: String,
+    pub credentials_secret: String,
+    pub service_account: String,
+    pub pdb: String,
+}
+
+impl NatsNames {
+    pub fn new(stack: &str) -> Self {
+        NatsNames {
+            statefulset: format!("{stack}-nats"),
+            headless_service: format!("{stack}-nats-headless"),
+            client_service: format!("{stack}-nats"),
+            config_map: format!("{stack}-nats-config"),
+            credentials_secret: format!("{stack}-nats-credentials"),
+            service_account: format!("{stack}-nats"),
+            pdb: format!("{stack}-nats"),
+        }
+    }
+}
+
+/// The typed desired objects (the write-once Secret is not among them: it
+/// is created once by [`crate::write_once`], never applied).
+#[derive(Debug, Clone)]
+pub struct NatsObjects {
+    pub service_account: ServiceAccount,
+    pub config_map: ConfigMap,
+    pub headless_service: Service,
+    pub client_service: Service,
+    pub pdb: Option<PodDisruptionBudget>,
+    pub statefulset: StatefulSet,
+    /// The rendered nats.conf (also inside `config_map`).
+    pub config: String,
+}
+
+impl NatsObjects {
+    /// Objects in apply order: ServiceAccount, ConfigMap, Services, PDB,
+    /// StatefulSet last (so the pods never start against a missing
+    /// config or service). The Secret goes between ServiceAccount and
+    /// ConfigMap; the Interpret handles it.
+    pub fn ordered(&self) -> Result<Vec<DesiredObject>, InterpretError> {
+        let mut out = vec![
+            DesiredObject::new(&self.service_account)?,
+            DesiredObject::new(&self.config_map)?,
+            DesiredObject::new(&self.headless_service)?,
+            DesiredObject::new(&self.client_service)?,
+        ];
+        if let Some(pdb) = &self.pdb {
+            out.push(DesiredObject::new(pdb)?);
+        }
+        out.push(DesiredObject::new(&self.statefulset)?);
+        Ok(out)
+    }
+}
+
+fn meta(input: &NatsInput, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(input.namespace.clone()),
+        labels: Some(labels::component_labels(&input.stack, COMPONENT)),
+        owner_references: Some(vec![input.owner.clone()]),
+        ..Default::default()
+    }
+}
+
+/// Builds every desired object (pure).
+pub fn build(input: &NatsInput) -> NatsObjects {
+    let names = NatsNames::new(&input.stack);
+    let config = config::render(&config::ConfigInput {
+        stack: &input.stack,
+        namespace: &input.namespace,
+        headless_service: &names.headless_service,
+        statefulset: &names.statefulset,
+        spec: &input.spec,
+    });
+    let config_hash = hex(&Sha256::digest(config.as_bytes()));
+    let selector = labels::selector_labels(&input.stack, COMPONENT);
+
+    let service_account = ServiceAccount {
+        metadata: meta(input, &names.service_account),
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    };
+    let config_map = ConfigMap {
+        metadata: meta(input, &names.config_map),
+        data: Some(BTreeMap::from([(
+            config::CONFIG_FILE.to_string(),
+            config.clone(),
+        )])),
+        ..Default::default()
+    };
+    let headless_service = Service {
+        metadata: meta(input, &names.headless_service),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            // Routes must resolve peers before they are Ready, or a cluster
+            // never forms.
+            publish_not_ready_addresses: Some(true),
+            selector: Some(selector.clone()),
+            ports: Some(vec![
+                port("client", CLIENT_PORT),
+                port("cluster", CLUSTER_PORT),
+                port("monitor", MONITOR_PORT),
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let client_service = Service {
+        metadata: meta(input, &names.client_service),
+        spec: Some(ServiceSpec {
+            selector: Some(selector.clone()),
+            ports: Some(vec![
+                port("client", CLIENT_PORT),
+                port("monitor", MONITOR_PORT),
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let pdb = (input.spec.replicas > 1 && input.pdb_v1).then(|| PodDisruptionBudget {
+        metadata: meta(input, &names.pdb),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let statefulset = statefulset(input, &names, &selector, &config_hash);
+    NatsObjects {
+        service_account,
+        config_map,
+        headless_service,
+        client_service,
+        pdb,
+        statefulset,
+        config,
+    }
+}
+
+fn port(name: &str, port: u16) -> ServicePort {
+    ServicePort {
+        name: Some(name.into()),
+        port: port.into(),
+        target_port: Some(IntOrString::String(name.into())),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+fn container_port(name: &str, port: u16) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: port.into(),
+        ..Default::default()
+    }
+}
+
+fn http_probe(path: &str, period: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("monitor".into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failure_threshold),
+        ..Default::default()
+    }
+}
+
+fn secret_env(env: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: env.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn statefulset(
+    input: &NatsInput,
+    names: &NatsNames,
+    selector: &BTreeMap<String, String>,
+    config_hash: &str,
+) -> StatefulSet {
+    let spec = &input.spec;
+    let mut mounts = vec![
+        VolumeMount {
+            name: "config".into(),
+            mount_path: config::CONFIG_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "pid".into(),
+            mount_path: config::PID_DIR.into(),
+            ..Default::default()
+        },
+    ];
+    let mut claims = Vec::new();
+    if spec.jetstream.enabled {
+        mounts.push(VolumeMount {
+            name: "jetstream".into(),
+            mount_path: config::DATA_DIR.into(),
+            ..Default::default()
+        });
+        claims.push(PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some("jetstream".into()),
+                labels: Some(labels::component_labels(&input.stack, COMPONENT)),
+                ..Default::default()
+            },
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteOnce".into()]),
+                storage_class_name: spec.jetstream.storage_class_name.clone(),
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some(BTreeMap::from([(
+                        "storage".to_string(),
+                        spec.jetstream.storage_size.clone(),
+                    )])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    let resources = spec.resources.as_ref().map(|r| ResourceRequirements {
+        requests: (!r.requests.is_empty()).then(|| r.requests.clone()),
+        limits: (!r.limits.is_empty()).then(|| r.limits.clone()),
+        ..Default::default()
+    });
+    let container_ports = vec![
+        container_port("client", CLIENT_PORT),
+        container_port("cluster", CLUSTER_PORT),
+        container_port("monitor", MONITOR_PORT),
+    ];
+    let container = Container {
+        name: "nats".into(),
+        image: Some(spec.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        // Works with any image that has nats-server on its PATH.
+        command: Some(vec![
+            "nats-server".into(),
+            "--config".into(),
+            format!("{}/{}", config::CONFIG_DIR, config::CONFIG_FILE),
+        ]),
+        ports: Some(container_ports),
+        env: Some(vec![
+            EnvVar {
+                name: "SERVER_NAME".into(),
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "metadata.name".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            secret_env(
+                config::SYS_PASSWORD_ENV,
+                &names.credentials_secret,
+                super::SYS_PASSWORD_KEY,
+            ),
+            secret_env(
+                config::FLEET_PASSWORD_ENV,
+                &names.credentials_secret,
+                super::FLEET_PASSWORD_KEY,
+            ),
+        ]),
+        volume_mounts: Some(mounts),
+        resources,
+        // The NATS chart's probes: startup and readiness on /healthz
+        // variants that do not fail on a JetStream catch-up, liveness only
+        // when JetStream itself is broken.
+        startup_probe: Some(http_probe("/healthz", 1, 90)),
+        readiness_probe: Some(http_probe("/healthz?js-server-only=true", 2, 3)),
+        liveness_probe: Some(http_probe("/healthz?js-enabled-only=true", 30, 3)),
+        lifecycle: Some(Lifecycle {
+            // Lame-duck mode: clients are told to move before the pod goes.
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(ExecAction {
+                    command: Some(vec![
+                        "nats-server".into(),
+                        format!("--signal=ldm={}/nats.pid", config::PID_DIR),
+                    ]),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS),
+            run_as_group: Some(RUN_AS),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut template_labels = labels::component_labels(&input.stack, COMPONENT);
+    template_labels.extend(selector.clone());
+    StatefulSet {
+        metadata: meta(input, &names.statefulset),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(spec.replicas),
+            service_name: Some(names.headless_service.clone()),
+            pod_management_policy: Some("Parallel".into()),
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(template_labels),
+                    annotations: Some(BTreeMap::from([(
+                        CONFIG_HASH.to_string(),
+                        config_hash.to_string(),
+                    )])),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(names.service_account.clone()),
+                    automount_service_account_token: Some(false),
+                    termination_grace_period_seconds: Some(60),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(RUN_AS),
+                        run_as_group: Some(RUN_AS),
+                        fs_group: Some(RUN_AS),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(vec![
+                        Volume {
+                            name: "config".into(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: names.config_map.clone(),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                        Volume {
+                            name: "pid".into(),
+                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            ..Default::default()
+                        },
+                    ]),
+                    ..Default::default()
+                }),
+            },
+            volume_claim_templates: (!claims.is_empty()).then_some(claims),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
