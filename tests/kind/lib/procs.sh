@@ -1,20 +1,26 @@
 # Process bookkeeping for the local cluster: every process the scripts start
-# is recorded by PID in $FLEET_RUN/<name>.pid together with its executable
-# path, so `down` stops exactly those processes and nothing else.
+# is recorded by PID in $FLEET_RUN/<name>.pid together with its start time
+# (field 22 of /proc/<pid>/stat, fixed for the life of a process and unchanged
+# by exec), so `down` stops exactly those processes and never a stranger that
+# reused a PID after a reboot.
 
 proc_pid() {
   local f="$FLEET_RUN/$1.pid"
   [ -s "$f" ] && head -n1 "$f"
 }
 
-# proc_alive NAME: true if the recorded PID still runs the recorded executable
-# (guards against PID reuse after a reboot).
+proc_starttime() {
+  # The command name in field 2 may contain spaces: cut after the last ')'.
+  sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'
+}
+
+# proc_alive NAME: true if the recorded PID is still the process we started.
 proc_alive() {
-  local f="$FLEET_RUN/$1.pid" pid exe
+  local f="$FLEET_RUN/$1.pid" pid started
   [ -s "$f" ] || return 1
-  pid=$(sed -n 1p "$f"); exe=$(sed -n 2p "$f")
+  pid=$(sed -n 1p "$f"); started=$(sed -n 2p "$f")
   [ -n "$pid" ] && [ -e "/proc/$pid" ] || return 1
-  [ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$exe")" ]
+  [ "$(proc_starttime "$pid")" = "$started" ]
 }
 
 # start_proc NAME EXECUTABLE ARGS... : starts in its own session, logs to
@@ -28,7 +34,7 @@ start_proc() {
   mkdir -p "$FLEET_RUN" "$FLEET_LOGS"
   setsid "$@" >>"$FLEET_LOGS/$name.log" 2>&1 < /dev/null &
   local pid=$!
-  printf '%s\n%s\n' "$pid" "$(command -v "$1")" > "$FLEET_RUN/$name.pid"
+  printf '%s\n%s\n%s\n' "$pid" "$(proc_starttime "$pid")" "$*" > "$FLEET_RUN/$name.pid"
   log "started $name (pid $pid, log $FLEET_LOGS/$name.log)"
 }
 

@@ -27,6 +27,8 @@ pub enum E2eError {
         #[source]
         source: kube::Error,
     },
+    #[error("{what} failed: {output}")]
+    Command { what: String, output: String },
     #[error("timed out after {waited:?} waiting for {what}; last seen: {last}")]
     Timeout {
         what: String,
@@ -155,3 +157,6 @@ pub async fn pod_logs(pods: &Api<Pod>, name: &str) -> Result<String> {
         .await
         .map_err(api_err(format!("reading logs of pod {name}")))
 }
+
+pub mod controller;
+pub mod stack;

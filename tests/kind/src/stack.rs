@@ -1,0 +1,76 @@
+//! Helpers to create FleetStacks and read their status in e2e tests.
+
+use std::time::Duration;
+
+use fleet_crds::{FleetStack, FleetStackSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+
+use crate::{Result, api_err, poll};
+
+/// Server-side applies a FleetStack with the given spec (as a user's
+/// `kubectl apply` would) and returns it as stored.
+pub async fn apply_stack(api: &Api<FleetStack>, name: &str, spec: FleetStackSpec) -> Result<FleetStack> {
+    let stack = FleetStack::new(name, spec);
+    api.patch(name, &PatchParams::apply("e2e-user").force(), &Patch::Apply(&stack))
+        .await
+        .map_err(api_err(format!("applying FleetStack {name}")))
+}
+
+pub fn condition<'a>(stack: &'a FleetStack, type_: &str) -> Option<&'a Condition> {
+    stack
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+/// A one-line picture of a stack's status for failure messages.
+pub fn describe(stack: &FleetStack) -> String {
+    let Some(status) = &stack.status else {
+        return "no status".into();
+    };
+    let conds: Vec<String> = status
+        .conditions
+        .iter()
+        .map(|c| format!("{}={} ({}: {})", c.type_, c.status, c.reason, c.message))
+        .collect();
+    format!(
+        "generation {:?} observedGeneration {:?}; {}",
+        stack.metadata.generation,
+        status.observed_generation,
+        conds.join("; ")
+    )
+}
+
+/// Waits until `pred` holds for the stack, reporting its status if it never does.
+pub async fn wait_stack(
+    api: &Api<FleetStack>,
+    name: &str,
+    what: &str,
+    deadline: Duration,
+    pred: impl Fn(&FleetStack) -> bool,
+) -> Result<FleetStack> {
+    poll(&format!("FleetStack {name} {what}"), deadline, || async {
+        let stack = api.get(name).await.map_err(|e| e.to_string())?;
+        if pred(&stack) {
+            Ok(Some(stack))
+        } else {
+            Err(describe(&stack))
+        }
+    })
+    .await
+}
+
+/// True when Ready=True for the current generation.
+pub fn is_ready(stack: &FleetStack) -> bool {
+    let generation = stack.metadata.generation;
+    condition(stack, "Ready").is_some_and(|c| c.status == "True" && c.observed_generation == generation)
+}
+
+/// True when Ready=False (the stack noticed a failure).
+pub fn is_not_ready(stack: &FleetStack) -> bool {
+    condition(stack, "Ready").is_some_and(|c| c.status == "False")
+}
