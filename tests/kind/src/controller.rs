@@ -15,8 +15,6 @@ use crate::{E2eError, Result, client, poll};
 
 /// Namespace the chart is installed into by the e2e suite.
 pub const CONTROLLER_NAMESPACE: &str = "fleet-system";
-/// Helm release name used by the e2e suite.
-pub const RELEASE: &str = "fleet";
 
 static INSTALLED: OnceCell<()> = OnceCell::const_new();
 
@@ -76,53 +74,23 @@ pub async fn ensure_controller() -> Result<()> {
 
 async fn install() -> Result<()> {
     let root = repo_root();
-    let crds = root.join("charts/bootstrap/crds");
-    kubectl(&["apply", "--server-side", "--force-conflicts", "-f", crds.to_str().expect("utf-8 path")], None)?;
-    kubectl(&["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"], None)?;
-
-    let rendered = run(
-        "scripts/helm template (render the bootstrap chart)",
-        Command::new(root.join("scripts/helm")).args([
-            "template",
-            RELEASE,
-            root.join("charts/bootstrap").to_str().expect("utf-8 path"),
-            "--namespace",
-            CONTROLLER_NAMESPACE,
-        ]),
+    // One install path for users (quickstart) and tests: scripts/install-controller
+    // renders the bootstrap chart with the real Helm engine and waits for the
+    // controller Deployment to be available.
+    run(
+        "scripts/install-controller",
+        Command::new(root.join("scripts/install-controller")).arg(CONTROLLER_NAMESPACE),
         None,
     )?;
-    let ns = format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {CONTROLLER_NAMESPACE}\n"
-    );
-    kubectl(&["apply", "--server-side", "-f", "-"], Some(ns.as_bytes()))?;
-    kubectl(
-        &["apply", "--server-side", "--force-conflicts", "-n", CONTROLLER_NAMESPACE, "-f", "-"],
-        Some(&rendered),
-    )?;
-
+    // Belt and braces: the Deployment must really be serving, not just applied.
     let deployments: Api<Deployment> = Api::namespaced(client().await?, CONTROLLER_NAMESPACE);
-    poll(
-        "the fleet-reconciler Deployment to become available",
-        Duration::from_secs(120),
-        || async {
-            let list = deployments
-                .list(&Default::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            let Some(d) = list.items.first() else {
-                return Err("no Deployment in the controller namespace".into());
-            };
-            let status = d.status.clone().unwrap_or_default();
-            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            if status.available_replicas.unwrap_or(0) >= want {
-                Ok(Some(()))
-            } else {
-                Err(format!(
-                    "{} of {want} replicas available",
-                    status.available_replicas.unwrap_or(0)
-                ))
-            }
-        },
-    )
+    poll("the fleet-reconciler Deployment to be available", Duration::from_secs(60), || async {
+        let list = deployments.list(&Default::default()).await.map_err(|e| e.to_string())?;
+        let available = list
+            .items
+            .iter()
+            .any(|d| d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0) > 0);
+        Ok(available.then_some(()))
+    })
     .await
 }
