@@ -1,0 +1,177 @@
+//! The FleetStack controller.
+//!
+//! Entry point: [`run`] (the `fleet-reconciler` binary and the integration
+//! tests both call it). One reconciliation is [`reconcile::reconcile`];
+//! status transitions are pure functions in [`status`]; [`kstatus`] is the
+//! check GitOps tools apply to our status.
+
+pub mod backoff;
+pub mod http;
+pub mod kstatus;
+pub mod metrics;
+pub mod reconcile;
+pub mod status;
+pub mod write_counter;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use fleet_crds::FleetStack;
+use fleet_scores::{K8sTopology, KubernetesTopology, ProbeRoute, labels};
+use futures::StreamExt;
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{ConfigMap, Secret, Service, ServiceAccount},
+    policy::v1::PodDisruptionBudget,
+};
+use kube::{
+    Api, Client,
+    api::ListParams,
+    runtime::{
+        Controller,
+        events::{Recorder, Reporter},
+        watcher,
+    },
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use metrics::Metrics;
+pub use reconcile::Context;
+
+/// How the controller runs. `Default` suits the binary.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How smoke probes reach Services (detected from the environment by default).
+    pub probe_route: ProbeRoute,
+    /// Where `/metrics`, `/healthz`, `/readyz` listen; `None` disables them.
+    pub http_addr: Option<SocketAddr>,
+    /// Watch one namespace only (`None`: all namespaces).
+    pub namespace: Option<String>,
+    /// Reporter name on Events.
+    pub instance: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            probe_route: ProbeRoute::detect(),
+            http_addr: Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
+            namespace: None,
+            instance: std::env::var("POD_NAME").ok(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("discovering the cluster: {0}")]
+    Topology(#[from] fleet_scores::topology::TopologyError),
+    #[error(
+        "the FleetStack CRD is not served ({0}); install charts/bootstrap/crds/fleetstack.yaml first"
+    )]
+    CrdMissing(Box<kube::Error>),
+    #[error("binding the metrics server on {addr}: {source}")]
+    Http {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Runs the controller until `shutdown` resolves, then finishes the
+/// reconciliations in flight and returns.
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    run_with_metrics(client, config, Arc::new(Metrics::new()), shutdown).await
+}
+
+/// [`run`] with caller-provided metrics (tests and benches read them).
+pub async fn run_with_metrics(
+    client: Client,
+    config: Config,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        t.cancel();
+    });
+
+    let ready = Arc::new(AtomicBool::new(false));
+    if let Some(addr) = config.http_addr {
+        let bound = http::serve(addr, metrics.clone(), ready.clone(), token.clone())
+            .await
+            .map_err(|source| RunError::Http { addr, source })?;
+        info!(%bound, "serving /metrics, /healthz, /readyz");
+    }
+
+    let topology = K8sTopology::discover(client.clone(), config.probe_route).await?;
+    let stacks: Api<FleetStack> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    stacks
+        .list_metadata(&ListParams::default().limit(1))
+        .await
+        .map_err(|e| RunError::CrdMissing(Box::new(e)))?;
+
+    let reporter = Reporter {
+        controller: labels::FIELD_MANAGER.into(),
+        instance: config.instance.clone(),
+    };
+    let pdb_v1 = topology.serves_pdb_v1();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        topology,
+        metrics,
+        backoff: Default::default(),
+    });
+
+    // Children are watched only when they carry our managed-by label.
+    let owned = watcher::Config::default().labels(&labels::managed_selector());
+    let child_api =
+        |c: &Client| -> (Client, Option<String>) { (c.clone(), config.namespace.clone()) };
+    let (c, ns) = child_api(&client);
+    let mut controller = Controller::new(stacks, watcher::Config::default())
+        .owns(api::<StatefulSet>(&c, &ns), owned.clone())
+        .owns(api::<Service>(&c, &ns), owned.clone())
+        .owns(api::<ConfigMap>(&c, &ns), owned.clone())
+        .owns(api::<Secret>(&c, &ns), owned.clone())
+        .owns(api::<ServiceAccount>(&c, &ns), owned.clone());
+    if pdb_v1 {
+        controller = controller.owns(api::<PodDisruptionBudget>(&c, &ns), owned.clone());
+    }
+    ready.store(true, Ordering::Relaxed);
+    info!(pdb_v1, route = ?config.probe_route, "fleet-reconciler started");
+    controller
+        .graceful_shutdown_on(token.clone().cancelled_owned())
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "controller event");
+            }
+        })
+        .await;
+    ready.store(false, Ordering::Relaxed);
+    token.cancel();
+    info!("fleet-reconciler stopped");
+    Ok(())
+}
+
+fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}

@@ -1,0 +1,378 @@
+//! One reconciliation of one FleetStack:
+//! validate -> (paused? stop) -> stamp Reconciling -> run the Scores in
+//! dependency order, each blocking on its smoke probe -> delete what absent
+//! components left behind -> write status (only if it changed) -> Events on
+//! transitions -> requeue (probe interval when Ready, backoff otherwise).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleet_crds::{AgentsStatus, FleetStack, FleetStackStatus, validate_spec};
+use fleet_scores::{
+    Interpret, InterpretError, K8sTopology, KubernetesTopology, ProbeOutcome, Score, apply,
+    nats::FleetNatsScore,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        controller::Action,
+        events::{Event, EventType, Recorder},
+    },
+};
+use tracing::{debug, info, warn};
+
+use crate::backoff::Backoff;
+use crate::metrics::Metrics;
+use crate::status::{self, ComponentResult, ComponentState};
+
+/// Shared by every reconciliation.
+pub struct Context {
+    pub client: Client,
+    pub topology: K8sTopology,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub backoff: Backoff,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("writing status of FleetStack {namespace}/{name}: {source}")]
+    WriteStatus {
+        namespace: String,
+        name: String,
+        source: Box<kube::Error>,
+    },
+    #[error("FleetStack {namespace}/{name} has no uid yet")]
+    NoUid { namespace: String, name: String },
+    #[error("removing objects of component {component} of FleetStack {namespace}/{name}: {source}")]
+    Prune {
+        namespace: String,
+        name: String,
+        component: &'static str,
+        source: Box<InterpretError>,
+    },
+}
+
+impl ReconcileError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReconcileError::WriteStatus { .. } => "StatusWriteFailed",
+            ReconcileError::NoUid { .. } => "NoUid",
+            ReconcileError::Prune { .. } => "PruneFailed",
+        }
+    }
+}
+
+/// Components after NATS, in dependency order: (status key, condition).
+const LATER_COMPONENTS: [(&str, &str); 4] = [
+    ("identity", "IdentityReady"),
+    ("callout", "CalloutReady"),
+    ("operator", "OperatorReady"),
+    ("agents", "AgentsReady"),
+];
+
+fn later_present(stack: &FleetStack, component: &str) -> bool {
+    let s = &stack.spec;
+    match component {
+        "identity" => s.identity.is_some(),
+        "callout" => s.callout.is_some(),
+        "operator" => s.operator.is_some(),
+        "agents" => s.agents.is_some(),
+        _ => false,
+    }
+}
+
+pub async fn reconcile(
+    stack: Arc<FleetStack>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let _timer = ctx.metrics.start();
+    let namespace = stack.namespace().unwrap_or_default();
+    let name = stack.name_any();
+    let key = format!("{namespace}/{name}");
+    if stack.meta().deletion_timestamp.is_some() {
+        // Children go with it through ownerReferences (garbage collection).
+        ctx.backoff.reset(&key);
+        return Ok(Action::await_change());
+    }
+    let generation = stack.meta().generation.unwrap_or(0);
+    let live = stack.status.clone().unwrap_or_default();
+
+    if let Err(errors) = validate_spec(&stack.spec) {
+        let new = status::invalid_spec(&live, generation, &errors, &now());
+        write_status(&ctx, &stack, &live, &new).await?;
+        ctx.metrics.error("InvalidSpec");
+        ctx.metrics.set_ready(&namespace, &name, false);
+        // Nothing to retry until the spec changes.
+        return Ok(Action::await_change());
+    }
+    if stack.spec.paused {
+        let new = status::paused(&live, generation, &now());
+        write_status(&ctx, &stack, &live, &new).await?;
+        return Ok(Action::await_change());
+    }
+
+    let mut current = live.clone();
+    if live.observed_generation != Some(generation) {
+        let stamped = status::progressing(&live, generation, &now());
+        write_status(&ctx, &stack, &live, &stamped).await?;
+        current = stamped;
+    }
+
+    let owner = stack
+        .controller_owner_ref(&())
+        .ok_or_else(|| ReconcileError::NoUid {
+            namespace: namespace.clone(),
+            name: name.clone(),
+        })?;
+    let results = run_components(&stack, &ctx, owner, &current).await?;
+
+    let agents = stack
+        .spec
+        .agents
+        .as_ref()
+        .map(|a| AgentsStatus::new(a.replicas, 0));
+    let deadline =
+        Duration::from_secs(u64::try_from(stack.spec.probe.ready_deadline_seconds).unwrap_or(600));
+    let new = status::finished(&current, generation, &results, agents, deadline, &now());
+    write_status(&ctx, &stack, &current, &new).await?;
+
+    let ready = results.iter().all(|r| r.state == ComponentState::Ready);
+    ctx.metrics.set_ready(&namespace, &name, ready);
+    if ready {
+        ctx.backoff.reset(&key);
+        let interval = u64::try_from(stack.spec.probe.interval_seconds).unwrap_or(30);
+        Ok(Action::requeue(Duration::from_secs(interval)))
+    } else {
+        if let Some(failed) = results.iter().find(|r| r.state != ComponentState::Ready) {
+            ctx.metrics.error(&failed.reason);
+        }
+        Ok(Action::requeue(ctx.backoff.next(&key)))
+    }
+}
+
+/// Backoff for errors that stopped a reconciliation before its status
+/// could say why.
+pub fn error_policy(stack: Arc<FleetStack>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let key = format!(
+        "{}/{}",
+        stack.namespace().unwrap_or_default(),
+        stack.name_any()
+    );
+    ctx.metrics.error(error.reason());
+    let delay = ctx.backoff.next(&key);
+    warn!(stack = %key, %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+async fn run_components(
+    stack: &FleetStack,
+    ctx: &Context,
+    owner: OwnerReference,
+    current: &FleetStackStatus,
+) -> Result<Vec<ComponentResult>, ReconcileError> {
+    let namespace = stack.namespace().unwrap_or_default();
+    let name = stack.name_any();
+    let probe_timeout =
+        Duration::from_secs(u64::try_from(stack.spec.probe.timeout_seconds).unwrap_or(5));
+    let mut results = Vec::new();
+    // The first component that is not Ready blocks every later one.
+    let mut blocked_by: Option<&'static str> = None;
+
+    match &stack.spec.nats {
+        Some(spec) => {
+            let score = FleetNatsScore {
+                stack: name.clone(),
+                namespace: namespace.clone(),
+                owner,
+                spec: spec.clone(),
+                probe_timeout,
+            };
+            let result = run_score(ctx, &score, "NatsReady").await;
+            if result.state != ComponentState::Ready {
+                blocked_by = Some(result.component);
+            }
+            results.push(result);
+        }
+        None => prune_absent(ctx, &namespace, &name, "nats", current).await?,
+    }
+
+    for (component, condition) in LATER_COMPONENTS {
+        if !later_present(stack, component) {
+            prune_absent(ctx, &namespace, &name, component, current).await?;
+            continue;
+        }
+        let result = match blocked_by {
+            Some(dep) => ComponentResult {
+                component,
+                condition,
+                state: ComponentState::Waiting,
+                reason: "DependencyNotReady".into(),
+                message: format!("waiting for {dep} to be Ready"),
+            },
+            None => ComponentResult {
+                component,
+                condition,
+                state: ComponentState::NotImplemented,
+                reason: "NotImplemented".into(),
+                message: format!(
+                    "this fleet-reconciler version does not deploy spec.{component} yet"
+                ),
+            },
+        };
+        blocked_by.get_or_insert(component);
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// Runs one Score and turns its outcome into a status entry.
+async fn run_score<S>(ctx: &Context, score: &S, condition: &'static str) -> ComponentResult
+where
+    S: Score<K8sTopology>,
+{
+    let component = score.component();
+    match score.create_interpret().execute(&ctx.topology).await {
+        Ok(outcome) => {
+            for w in outcome.written.iter().chain(&outcome.deleted) {
+                ctx.metrics.child_write(w);
+            }
+            if !outcome.written.is_empty() || !outcome.deleted.is_empty() {
+                info!(component, written = ?outcome.written, deleted = ?outcome.deleted, "applied");
+            } else {
+                debug!(component, unchanged = outcome.unchanged, "nothing to write");
+            }
+            ctx.metrics.probe(component, outcome.probe.latency());
+            match outcome.probe {
+                ProbeOutcome::Passed { .. } => ComponentResult {
+                    component,
+                    condition,
+                    state: ComponentState::Ready,
+                    reason: "ProbeSucceeded".into(),
+                    message: "smoke probe passed".into(),
+                },
+                ProbeOutcome::Failed {
+                    reason, message, ..
+                } => ComponentResult {
+                    component,
+                    condition,
+                    state: ComponentState::ProbeFailed,
+                    reason: reason.into(),
+                    message,
+                },
+            }
+        }
+        Err(e) => ComponentResult {
+            component,
+            condition,
+            state: ComponentState::ApplyFailed,
+            reason: e.reason().into(),
+            message: e.to_string(),
+        },
+    }
+}
+
+/// Deletes a component's objects once it left the spec. Only components
+/// that have a `components` entry can have objects, which keeps idle stacks
+/// from listing every kind for every absent component.
+async fn prune_absent(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    component: &'static str,
+    current: &FleetStackStatus,
+) -> Result<(), ReconcileError> {
+    if !current.components.contains_key(component) {
+        return Ok(());
+    }
+    let kinds = apply::owned_kinds(ctx.topology.serves_pdb_v1());
+    let deleted = apply::prune(
+        ctx.topology.client(),
+        namespace,
+        name,
+        component,
+        &kinds,
+        &Default::default(),
+    )
+    .await
+    .map_err(|e| ReconcileError::Prune {
+        namespace: namespace.into(),
+        name: name.into(),
+        component,
+        source: Box::new(e),
+    })?;
+    for d in &deleted {
+        ctx.metrics.child_write(d);
+    }
+    if !deleted.is_empty() {
+        info!(stack = %format!("{namespace}/{name}"), component, ?deleted, "removed component left the spec");
+    }
+    Ok(())
+}
+
+/// Writes `new` if it differs from `old` (server-side apply on the status
+/// subresource, same field manager), then publishes Events for transitions.
+async fn write_status(
+    ctx: &Context,
+    stack: &FleetStack,
+    old: &FleetStackStatus,
+    new: &FleetStackStatus,
+) -> Result<(), ReconcileError> {
+    if status::same(old, new) {
+        return Ok(());
+    }
+    let namespace = stack.namespace().unwrap_or_default();
+    let name = stack.name_any();
+    let api: Api<FleetStack> = Api::namespaced(ctx.client.clone(), &namespace);
+    let body = serde_json::json!({
+        "apiVersion": "fleet.nationtech.io/v1alpha1",
+        "kind": "FleetStack",
+        "status": new,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(fleet_scores::labels::FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|source| ReconcileError::WriteStatus {
+        namespace: namespace.clone(),
+        name: name.clone(),
+        source: Box::new(source),
+    })?;
+    let reference = stack.object_ref(&());
+    for note in status::transitions(old, new) {
+        let event = Event {
+            type_: if note.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: note.reason.clone(),
+            note: Some(truncate(&note.note, 1000)),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            warn!(stack = %format!("{namespace}/{name}"), reason = %note.reason, error = %e, "could not publish event");
+        }
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
