@@ -86,6 +86,10 @@ async fn ping_all_names_the_missing_agent() {
     assert!(matches!(err, ClientError::NoResponders { .. }), "{err}");
     assert_eq!(err.agent(), &id("ghost"));
     assert!(err.to_string().contains("ghost"), "{err}");
+    let summary = client::PingSummary::new(results);
+    assert!(!summary.all_answered());
+    assert_eq!(summary.missing_ids(), vec![&id("ghost")]);
+    assert_eq!(summary.to_string(), "2/3 agents answered; missing: ghost");
     a.stop().await;
     b.stop().await;
 }

@@ -56,3 +56,61 @@ async fn heartbeats_arrive_at_the_configured_interval() {
     let late = tokio::time::timeout(Duration::from_millis(500), sub.next()).await;
     assert!(late.is_err(), "heartbeat after shutdown: {late:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_pause_while_disconnected_and_show_the_gap() {
+    let mut server = NatsServer::start_plain().unwrap();
+    let mut config = test_config("gap-agent", &server.url());
+    config.heartbeat_interval = Duration::from_millis(100);
+    let agent = spawn_agent(config, Arc::new(Anonymous)).await;
+    wait_until("agent ready", Duration::from_secs(10), || {
+        agent.readiness.is_ready()
+    })
+    .await;
+
+    server.stop();
+    wait_until("agent disconnected", Duration::from_secs(10), || {
+        !agent.readiness.is_ready()
+    })
+    .await;
+    // ~8 ticks pass while the server is down.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let server = tokio::task::spawn_blocking(move || {
+        server.restart().unwrap();
+        server
+    })
+    .await
+    .unwrap();
+    wait_until("agent ready again", Duration::from_secs(10), || {
+        agent.readiness.is_ready()
+    })
+    .await;
+
+    // Only heartbeats published after the reconnect reach this new observer.
+    let nc = plain_client(&server.url()).await;
+    let mut sub = nc
+        .subscribe("fleet.agent.gap-agent.heartbeat")
+        .await
+        .unwrap();
+    let mut seqs = Vec::new();
+    while seqs.len() < 3 {
+        let msg = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .expect("heartbeats resume")
+            .unwrap();
+        seqs.push(decode_heartbeat(&msg.payload).unwrap().seq);
+    }
+    let report = agent.stop().await;
+    // Without skipping, seq would trail the number sent (seq counts from
+    // 0 and every tick would send). The ~8 ticks of the outage advanced seq
+    // without sending, so seq now runs ahead of the count.
+    let ahead = seqs[2] as i64 - report.heartbeats_sent as i64;
+    assert!(
+        ahead >= 3,
+        "no gap: seq {seqs:?} with {} heartbeats sent",
+        report.heartbeats_sent
+    );
+    for pair in seqs.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "consecutive once reconnected");
+    }
+}

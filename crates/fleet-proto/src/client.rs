@@ -184,11 +184,65 @@ pub async fn info(
 
 /// Pings every agent concurrently, each within `timeout`, and returns one
 /// result per agent in the input order. This is the smoke probe's building
-/// block: count the `Ok`s, name the agents of the `Err`s.
+/// block: count the `Ok`s, name the agents of the `Err`s (see
+/// [`PingSummary`]).
 pub async fn ping_all(
     client: &Client,
     agents: &[AgentId],
     timeout: Duration,
 ) -> Vec<Result<PingReply, ClientError>> {
     futures::future::join_all(agents.iter().map(|a| ping(client, a, timeout))).await
+}
+
+/// The outcome of a fan-out, ready for a status condition:
+/// `3/3 agents answered` or `2/3 agents answered; missing: agent-2 (...)`.
+#[derive(Debug)]
+pub struct PingSummary {
+    pub expected: usize,
+    pub answered: Vec<PingReply>,
+    /// Agents that did not answer, with why.
+    pub missing: Vec<ClientError>,
+}
+
+impl PingSummary {
+    pub fn new(results: Vec<Result<PingReply, ClientError>>) -> Self {
+        let expected = results.len();
+        let (mut answered, mut missing) = (Vec::new(), Vec::new());
+        for r in results {
+            match r {
+                Ok(reply) => answered.push(reply),
+                Err(e) => missing.push(e),
+            }
+        }
+        PingSummary {
+            expected,
+            answered,
+            missing,
+        }
+    }
+
+    pub fn all_answered(&self) -> bool {
+        self.missing.is_empty()
+    }
+
+    /// Ids of the agents that did not answer, in request order.
+    pub fn missing_ids(&self) -> Vec<&AgentId> {
+        self.missing.iter().map(ClientError::agent).collect()
+    }
+}
+
+impl std::fmt::Display for PingSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{} agents answered",
+            self.answered.len(),
+            self.expected
+        )?;
+        if !self.missing.is_empty() {
+            let names: Vec<&str> = self.missing.iter().map(|e| e.agent().as_str()).collect();
+            write!(f, "; missing: {}", names.join(", "))?;
+        }
+        Ok(())
+    }
 }
