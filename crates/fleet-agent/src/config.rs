@@ -2,7 +2,7 @@
 //!
 //! | Variable | Default | Meaning |
 //! |---|---|---|
-//! | `FLEET_AGENT_ID` | `POD_NAME`, else `HOSTNAME`, else the kernel hostname (up to its first `.`) | Agent id: ASCII letters, digits, `-`, `_`; at most 128 bytes |
+//! | `FLEET_AGENT_ID` | `POD_NAME`, else `HOSTNAME`, else the kernel hostname (up to its first `.`) | Agent id: ASCII letters, digits, `-`, `_`; at most 64 bytes |
 //! | `FLEET_NATS_URL` | required | NATS server URL(s), comma-separated (`nats://nats:4222`) |
 //! | `FLEET_NATS_USER` | unset (no auth) | NATS user |
 //! | `FLEET_NATS_PASSWORD` | - | Password of `FLEET_NATS_USER` |

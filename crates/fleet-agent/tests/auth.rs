@@ -128,3 +128,54 @@ async fn describe_names_user_and_file_only() {
         "user agent (password from file /run/secrets/nats)"
     );
 }
+
+/// The least privileges the README documents: the agent may only receive
+/// its own commands, answer them and publish its own heartbeat; the probe
+/// may only send commands and read replies and heartbeats.
+const LEAST_PRIVILEGE_CONFIG: &str = r#"
+accounts {
+  FLEET {
+    users: [
+      { user: agent, password: "agent-s3cret", permissions: {
+          publish: { allow: ["fleet.agent.agent-0.heartbeat"] }
+          subscribe: { allow: ["fleet.agent.agent-0.cmd.>"] }
+          allow_responses: true
+      } }
+      { user: probe, password: "probe-s3cret", permissions: {
+          publish: { allow: ["fleet.agent.*.cmd.>"] }
+          subscribe: { allow: ["_INBOX.>", "fleet.agent.*.heartbeat"] }
+      } }
+    ]
+  }
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_with_least_privilege_permissions() {
+    use futures::StreamExt;
+    let server = NatsServer::start(LEAST_PRIVILEGE_CONFIG).unwrap();
+    let nc = probe_client(&server.url()).await;
+    let mut heartbeats = nc.subscribe(fleet_proto::subjects::ALL_HEARTBEATS).await.unwrap();
+    nc.flush().await.unwrap();
+
+    let creds = UserPassword::new("agent", PasswordSource::Inline(Secret::new("agent-s3cret")));
+    let mut config = test_config("agent-0", &server.url());
+    config.heartbeat_interval = Duration::from_millis(100);
+    let agent = spawn_agent(config, Arc::new(creds)).await;
+    wait_until("agent ready", TIMEOUT, || agent.readiness.is_ready()).await;
+
+    client::ping(&nc, &id("agent-0"), TIMEOUT).await.unwrap();
+    client::info(&nc, &id("agent-0"), TIMEOUT).await.unwrap();
+    let hb = tokio::time::timeout(TIMEOUT, heartbeats.next())
+        .await
+        .expect("a heartbeat passes the permissions")
+        .unwrap();
+    assert_eq!(hb.subject.as_str(), "fleet.agent.agent-0.heartbeat");
+    let report = agent.stop().await;
+    assert!(report.connection_closed, "{report:?}");
+    assert!(
+        !server.log().contains("Violation"),
+        "{}",
+        server.log()
+    );
+}

@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// Longest id accepted. Kubernetes pod names of Deployments and StatefulSets
-/// stay under 64 characters; 128 leaves room for non-Kubernetes device ids
-/// while keeping subjects well below the server's control-line limit.
-pub const MAX_AGENT_ID_LEN: usize = 128;
+/// Longest id accepted: 64, a DNS label plus one, which fits pod names (pod
+/// hostnames are DNS labels) and Zitadel's numeric user ids, and is the same
+/// bound the auth callout enforces (ADR 0030), so an id valid here is never
+/// refused there.
+pub const MAX_AGENT_ID_LEN: usize = 64;
 
 /// A validated agent id. Constructing one is the only way to build a subject
 /// for an agent, so a subject can never carry an invalid id.
@@ -122,12 +123,12 @@ mod tests {
         assert!(matches!(
             err,
             AgentIdError::TooLong {
-                len: 129,
-                max: 128,
+                len: 65,
+                max: 64,
                 ..
             }
         ));
-        assert!(err.to_string().contains("129 bytes"), "{err}");
+        assert!(err.to_string().contains("65 bytes"), "{err}");
     }
 
     #[test]
