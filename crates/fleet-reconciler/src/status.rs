@@ -212,7 +212,13 @@ pub fn finished(
                 ComponentState::NotImplemented => "NotImplemented",
                 ComponentState::Waiting | ComponentState::Ready => "DependencyNotReady",
             };
-            let msg = format!("{}: {}", failed.component, failed.message);
+            // Messages of Scores already name their component ("nats: ...").
+            let prefix = format!("{}: ", failed.component);
+            let msg = if failed.message.starts_with(&prefix) {
+                failed.message.clone()
+            } else {
+                format!("{prefix}{}", failed.message)
+            };
             set_condition(
                 &mut s.conditions,
                 READY,

@@ -119,12 +119,55 @@ pub async fn apply_in_order(
                 continue;
             }
         }
-        api.patch(&name, &params, &Patch::Apply(&desired.object))
+        match api
+            .patch(&name, &params, &Patch::Apply(&desired.object))
             .await
-            .map_err(|e| api_err("apply", e))?;
+        {
+            Ok(_) => {}
+            // A StatefulSet's volumeClaimTemplates, selector and serviceName
+            // are immutable: replace the object but orphan its pods (and
+            // PVCs), which the new StatefulSet adopts and rolls.
+            Err(kube::Error::Api(e))
+                if e.code == 422 && is_immutable_statefulset(desired, &e.message) =>
+            {
+                let dp = DeleteParams {
+                    propagation_policy: Some(PropagationPolicy::Orphan),
+                    ..DeleteParams::default()
+                };
+                api.delete(&name, &dp)
+                    .await
+                    .map_err(|e| api_err("delete", e))?;
+                report.written.push(format!(
+                    "{} (deleted to change immutable fields)",
+                    desired.key()
+                ));
+                // Orphaning goes through the garbage collector's finalizer;
+                // the name is free only once the object is gone.
+                for _ in 0..100 {
+                    if api
+                        .get_opt(&name)
+                        .await
+                        .map_err(|e| api_err("get", e))?
+                        .is_none()
+                    {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                api.patch(&name, &params, &Patch::Apply(&desired.object))
+                    .await
+                    .map_err(|e| api_err("apply", e))?;
+            }
+            Err(e) => return Err(api_err("apply", e)),
+        }
         report.written.push(desired.key());
     }
     Ok(())
+}
+
+fn is_immutable_statefulset(desired: &DesiredObject, message: &str) -> bool {
+    desired.resource.kind == "StatefulSet"
+        && message.contains("updates to statefulset spec for fields other than")
 }
 
 /// Every kind a component may own; orphan cleanup lists these.
