@@ -557,8 +557,7 @@ mod tests {
         // `exp` as a string holding a secret-looking value.
         let c = URL_SAFE_NO_PAD.encode(br#"{"exp":"SECRETVALUE","nats":{}}"#);
         let err = decode::<AuthorizationRequest>(format!("{h}.{c}.AAAA").as_bytes())
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert!(!err.to_string().contains("SECRETVALUE"), "{err}");
     }
 

@@ -249,13 +249,11 @@ mod tests {
         // error does not echo the seed.
         let user_seed = KeyPair::new_user().seed().expect("seed");
         std::fs::write(&seed_path, &user_seed).expect("write");
-        let err = Settings::from_lookup(|k| env.get(k).cloned())
-            .err()
-            .expect("refused");
+        let err = Settings::from_lookup(|k| env.get(k).cloned()).expect_err("refused");
         assert!(matches!(err, ConfigError::BadSeed { .. }));
         assert!(!err.to_string().contains(&user_seed));
 
-        let err = Settings::from_lookup(|_| None).err().expect("refused");
+        let err = Settings::from_lookup(|_| None).expect_err("refused");
         assert!(matches!(err, ConfigError::Missing(_)));
     }
 }

@@ -2,7 +2,7 @@
 //! loop that feeds it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -86,7 +86,8 @@ pub struct Callout {
     oidc: OidcValidator,
     policy: Policy,
     metrics: Metrics,
-    subscribed: AtomicBool,
+    /// Number of connections currently subscribed to [`AUTH_SUBJECT`].
+    subscribed: AtomicUsize,
 }
 
 impl std::fmt::Debug for Callout {
@@ -111,7 +112,7 @@ impl Callout {
             oidc,
             policy,
             metrics,
-            subscribed: AtomicBool::new(false),
+            subscribed: AtomicUsize::new(0),
         }
     }
 
@@ -123,10 +124,10 @@ impl Callout {
         &self.oidc
     }
 
-    /// Ready = subscribed to the request subject and the issuer's discovery
-    /// document loaded.
+    /// Ready = at least one connection subscribed to the request subject
+    /// and the issuer's discovery document loaded.
     pub fn is_ready(&self) -> bool {
-        self.subscribed.load(Ordering::Relaxed) && self.oidc.is_warm()
+        self.subscribed.load(Ordering::Relaxed) > 0 && self.oidc.is_warm()
     }
 
     /// Handles one request payload: the bytes to reply with, or `None` when
@@ -223,6 +224,10 @@ impl Callout {
     /// in queue group `queue_group` until `shutdown` fires or the
     /// connection's subscription ends; then stops taking requests, finishes
     /// the ones in flight and flushes.
+    ///
+    /// May run on several connections at once (one call each): nats-server
+    /// processes the responses arriving on one connection one after the
+    /// other, so more connections let it check them in parallel.
     pub async fn serve(
         self: Arc<Self>,
         client: async_nats::Client,
@@ -242,7 +247,7 @@ impl Callout {
             .flush()
             .await
             .map_err(|e| ServiceError::Flush(e.to_string()))?;
-        self.subscribed.store(true, Ordering::Relaxed);
+        self.subscribed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             subject = AUTH_SUBJECT,
             queue_group,
@@ -282,7 +287,7 @@ impl Callout {
                 drop(permit);
             });
         }
-        self.subscribed.store(false, Ordering::Relaxed);
+        self.subscribed.fetch_sub(1, Ordering::Relaxed);
         let _ = sub.unsubscribe().await;
         // Wait for the requests in flight (each bounded by the budget).
         let _ = in_flight.acquire_many(MAX_IN_FLIGHT as u32).await;

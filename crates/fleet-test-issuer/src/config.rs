@@ -186,7 +186,7 @@ mod tests {
         assert_eq!(clients[0].subject(), "a");
         assert_eq!(clients[1].subject(), "agent-b");
         assert!(!format!("{clients:?}").contains("s1"));
-        let err = parse_clients("nosecret").err().expect("refused");
+        let err = parse_clients("nosecret").expect_err("refused");
         assert!(!err.to_string().contains("nosecret"));
     }
 }

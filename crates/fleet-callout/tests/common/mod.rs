@@ -34,6 +34,8 @@ pub struct StackOptions {
     pub max_user_lifetime: Duration,
     /// nats-server `authorization.timeout`.
     pub auth_timeout_secs: u64,
+    /// Connections the callout serves on (like `FLEET_CALLOUT_CONNECTIONS`).
+    pub connections: usize,
 }
 
 impl Default for StackOptions {
@@ -47,6 +49,7 @@ impl Default for StackOptions {
             jwks_min_refresh: Duration::from_millis(200),
             max_user_lifetime: Duration::from_secs(3600),
             auth_timeout_secs: 2,
+            connections: 1,
         }
     }
 }
@@ -57,7 +60,8 @@ pub struct Stack {
     pub callout: Arc<Callout>,
     pub metrics: Metrics,
     shutdown: CancellationToken,
-    task: Option<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    connections: usize,
 }
 
 /// The nats-server configuration body for callout auth.
@@ -143,7 +147,8 @@ impl Stack {
             callout,
             metrics,
             shutdown: CancellationToken::new(),
-            task: None,
+            tasks: Vec::new(),
+            connections: opts.connections.max(1),
         };
         stack.start_callout().await;
         stack
@@ -152,22 +157,24 @@ impl Stack {
     /// (Re)starts the callout's NATS loop and waits until it is subscribed.
     pub async fn start_callout(&mut self) {
         self.shutdown = CancellationToken::new();
-        let client = async_nats::ConnectOptions::with_user_and_password(
-            AUTH_USER.into(),
-            AUTH_PASSWORD.into(),
-        )
-        .name("fleet-callout-test")
-        .connect(self.nats.url())
-        .await
-        .expect("callout connects as the auth user");
-        let callout = self.callout.clone();
-        let shutdown = self.shutdown.clone();
-        self.task = Some(tokio::spawn(async move {
-            callout
-                .serve(client, "fleet-callout", shutdown)
-                .await
-                .expect("callout serves");
-        }));
+        for _ in 0..self.connections {
+            let client = async_nats::ConnectOptions::with_user_and_password(
+                AUTH_USER.into(),
+                AUTH_PASSWORD.into(),
+            )
+            .name("fleet-callout-test")
+            .connect(self.nats.url())
+            .await
+            .expect("callout connects as the auth user");
+            let callout = self.callout.clone();
+            let shutdown = self.shutdown.clone();
+            self.tasks.push(tokio::spawn(async move {
+                callout
+                    .serve(client, "fleet-callout", shutdown)
+                    .await
+                    .expect("callout serves");
+            }));
+        }
         self.callout
             .oidc()
             .warm_up()
@@ -185,7 +192,7 @@ impl Stack {
 
     pub async fn stop_callout(&mut self) {
         self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
+        for task in self.tasks.drain(..) {
             task.await.expect("callout task ends cleanly");
         }
     }

@@ -1,0 +1,184 @@
+//! Connect throughput and latency through the auth callout, beside plain
+//! user/password connects, measured in the same run on loopback.
+//!
+//! `cargo bench -p fleet-callout --bench connects` (optimized build). Env:
+//! `BENCH_CONNECTS` (connects per measurement, default 2000) and
+//! `BENCH_CONCURRENCY` (parallel connectors for the throughput figure,
+//! default 16), `BENCH_CALLOUT_CONNECTIONS` (connections the callout serves
+//! on, default 1). Targets (issue 5): callout/plain connects-per-second ratio
+//! >= 0.5; p99 connect latency through the callout <= 20 ms with JWKS cached.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Stack, StackOptions};
+use fleet_testkit::NatsServer;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Clone)]
+enum Auth {
+    Token(String),
+    UserPass,
+}
+
+async fn connect_once(url: &str, auth: &Auth) -> Duration {
+    let opts = match auth {
+        Auth::Token(t) => async_nats::ConnectOptions::with_token(t.clone()),
+        Auth::UserPass => {
+            async_nats::ConnectOptions::with_user_and_password("plain".into(), "plain-pw".into())
+        }
+    };
+    let started = Instant::now();
+    let client = opts
+        .max_reconnects(Some(1))
+        .connect(url)
+        .await
+        .expect("bench connect succeeds");
+    let elapsed = started.elapsed();
+    drop(client);
+    elapsed
+}
+
+struct Run {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+/// `total` connects spread over `concurrency` tasks.
+async fn measure(url: &str, auth: &Auth, total: usize, concurrency: usize) -> Run {
+    let started = Instant::now();
+    let per_task = total / concurrency;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let url = url.to_string();
+        let auth = auth.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_task);
+            for _ in 0..per_task {
+                lat.push(connect_once(&url, &auth).await);
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Run {
+        per_second: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: pct(0.50),
+        p99: pct(0.99),
+        max: *all.last().expect("samples"),
+    }
+}
+
+fn print(label: &str, r: &Run) {
+    println!(
+        "{label:<34} {:>8.0} connects/s   p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms",
+        r.per_second,
+        r.p50.as_secs_f64() * 1e3,
+        r.p99.as_secs_f64() * 1e3,
+        r.max.as_secs_f64() * 1e3
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    // `cargo bench` passes `--bench`; nothing else to parse.
+    let total = env_usize("BENCH_CONNECTS", 2000);
+    let concurrency = env_usize("BENCH_CONCURRENCY", 16).max(1);
+
+    let connections = env_usize("BENCH_CALLOUT_CONNECTIONS", 1).max(1);
+    let stack = Stack::start(StackOptions {
+        connections,
+        ..StackOptions::default()
+    })
+    .await;
+    let token = stack.token_for("agent-a", "secret-a").await;
+    let plain = tokio::task::spawn_blocking(|| {
+        NatsServer::start(r#"authorization { users: [ { user: plain, password: "plain-pw" } ] }"#)
+    })
+    .await
+    .expect("join")
+    .expect("plain nats-server starts");
+
+    let callout = Auth::Token(token);
+    let plain_auth = Auth::UserPass;
+    // Warm up both paths (JWKS is cached after the first callout connect).
+    measure(&stack.nats.url(), &callout, 50, 1).await;
+    measure(&plain.url(), &plain_auth, 50, 1).await;
+    let jwks_fetches = stack.metrics.idp_calls("jwks", "ok");
+
+    println!(
+        "connects: {total} per measurement; loopback; callout in-process on {connections} connection(s); token EdDSA JWT"
+    );
+    let seq_total = total / 2;
+    let p_seq = measure(&plain.url(), &plain_auth, seq_total, 1).await;
+    let c_seq = measure(&stack.nats.url(), &callout, seq_total, 1).await;
+    let p_par = measure(&plain.url(), &plain_auth, total, concurrency).await;
+    let c_par = measure(&stack.nats.url(), &callout, total, concurrency).await;
+
+    print("plain user/password, sequential", &p_seq);
+    print("callout token, sequential", &c_seq);
+    print(
+        &format!("plain user/password, {concurrency} parallel"),
+        &p_par,
+    );
+    print(&format!("callout token, {concurrency} parallel"), &c_par);
+    let ratio_seq = c_seq.per_second / p_seq.per_second;
+    let ratio_par = c_par.per_second / p_par.per_second;
+    println!(
+        "ratio callout/plain: sequential {ratio_seq:.2}, parallel {ratio_par:.2} (target >= 0.5)"
+    );
+    println!(
+        "p99 through the callout: sequential {:.2} ms, parallel {:.2} ms (target <= 20 ms)",
+        c_seq.p99.as_secs_f64() * 1e3,
+        c_par.p99.as_secs_f64() * 1e3
+    );
+    println!(
+        "JWKS fetches during the measurement: {} (cached)",
+        stack.metrics.idp_calls("jwks", "ok") - jwks_fetches
+    );
+    let denied: u64 = [
+        "expired",
+        "bad_signature",
+        "unknown_key",
+        "timeout",
+        "idp_unavailable",
+    ]
+    .iter()
+    .map(|r| stack.metrics.decisions("denied", r))
+    .sum();
+    // Mean time inside the callout per decision (request received -> answer
+    // ready), from its own histogram: the rest of a connect is nats-server
+    // and client work.
+    let text = stack.metrics.encode();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .map(|v| v.trim().parse::<f64>().unwrap_or(0.0))
+            })
+            .unwrap_or(0.0)
+    };
+    let sum = value("fleet_callout_decision_duration_seconds_sum ");
+    let count = value("fleet_callout_decision_duration_seconds_count ");
+    println!(
+        "callout decisions: {} allowed, {denied} denied; mean time in the callout {:.3} ms",
+        stack.metrics.decisions("allowed", "ok"),
+        if count > 0.0 { sum / count * 1e3 } else { 0.0 }
+    );
+}
