@@ -28,14 +28,32 @@ async fn run() {
     let server = NatsServer::start_plain().expect("nats-server starts");
     println!("ping fan-out, one nats-server on loopback, agents as tasks in one process");
     println!(
-        "{:>6} {:>7} {:>10} {:>10} {:>10} {:>14}",
-        "agents", "rounds", "p50", "p99", "max", "pings/s"
+        "{:>6} {:>7} {:>10} {:>10} {:>10} {:>14} {:>12} {:>12}",
+        "agents", "rounds", "p50", "p99", "max", "pings/s", "cpu us/ping", "server us"
     );
+    println!("(cpu us/ping: this process = agents + requester; server us: nats-server)");
     for (agents, rounds) in [(1usize, 500usize), (100, 200), (1000, 100)] {
         bench(&server, agents, rounds).await;
     }
     // The machine is shared: say how busy it was, so numbers can be read.
     println!("load average: {}", load_average());
+}
+
+/// User + system CPU seconds of a process, from /proc/<pid>/stat.
+fn cpu_time(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the ")" closing the command name; utime and stime are
+    // the 14th and 15th fields of the line (12th and 13th after it).
+    let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // USER_HZ is 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn load_average() -> String {
@@ -76,6 +94,8 @@ async fn bench(server: &NatsServer, n: usize, rounds: usize) {
         check(ping_all(&nc, &ids, PING_TIMEOUT).await, n);
     }
     let mut samples = Vec::with_capacity(rounds);
+    let server_pid = server.pid().expect("server running");
+    let cpu_before = (cpu_time(std::process::id()), cpu_time(server_pid));
     let total = Instant::now();
     for _ in 0..rounds {
         let t = Instant::now();
@@ -84,17 +104,22 @@ async fn bench(server: &NatsServer, n: usize, rounds: usize) {
         check(results, n);
     }
     let total = total.elapsed();
+    let pings = (n * rounds) as f64;
+    let cpu_self = (cpu_time(std::process::id()) - cpu_before.0) / pings;
+    let cpu_server = (cpu_time(server_pid) - cpu_before.1) / pings;
     samples.sort();
     let pct =
         |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len()) - 1];
     println!(
-        "{:>6} {:>7} {:>10.2?} {:>10.2?} {:>10.2?} {:>14.0}",
+        "{:>6} {:>7} {:>10.2?} {:>10.2?} {:>10.2?} {:>14.0} {:>12.1} {:>12.1}",
         n,
         rounds,
         pct(0.50),
         pct(0.99),
         samples[samples.len() - 1],
-        (n * rounds) as f64 / total.as_secs_f64()
+        pings / total.as_secs_f64(),
+        cpu_self * 1e6,
+        cpu_server * 1e6,
     );
 
     shutdown.cancel();

@@ -155,7 +155,10 @@ async fn works_with_least_privilege_permissions() {
     use futures::StreamExt;
     let server = NatsServer::start(LEAST_PRIVILEGE_CONFIG).unwrap();
     let nc = probe_client(&server.url()).await;
-    let mut heartbeats = nc.subscribe(fleet_proto::subjects::ALL_HEARTBEATS).await.unwrap();
+    let mut heartbeats = nc
+        .subscribe(fleet_proto::subjects::ALL_HEARTBEATS)
+        .await
+        .unwrap();
     nc.flush().await.unwrap();
 
     let creds = UserPassword::new("agent", PasswordSource::Inline(Secret::new("agent-s3cret")));
@@ -173,9 +176,5 @@ async fn works_with_least_privilege_permissions() {
     assert_eq!(hb.subject.as_str(), "fleet.agent.agent-0.heartbeat");
     let report = agent.stop().await;
     assert!(report.connection_closed, "{report:?}");
-    assert!(
-        !server.log().contains("Violation"),
-        "{}",
-        server.log()
-    );
+    assert!(!server.log().contains("Violation"), "{}", server.log());
 }
