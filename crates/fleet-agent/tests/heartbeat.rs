@@ -24,7 +24,8 @@ async fn heartbeats_arrive_at_the_configured_interval() {
     let agent = spawn_agent(config, Arc::new(Anonymous)).await;
 
     // 3 s window at 200 ms: 15 expected (16 counting the immediate first).
-    // Wide tolerance: the assertion is about the cadence, not the timer.
+    // Wide tolerance (the machine is shared): the assertion is about the
+    // cadence, not the timer's precision.
     let window = Duration::from_secs(3);
     let mut beats = Vec::new();
     let _ = tokio::time::timeout(window, async {
@@ -37,7 +38,7 @@ async fn heartbeats_arrive_at_the_configured_interval() {
     })
     .await;
     assert!(
-        (11..=18).contains(&beats.len()),
+        (8..=18).contains(&beats.len()),
         "{} heartbeats in {window:?} at 200 ms",
         beats.len()
     );
@@ -51,10 +52,14 @@ async fn heartbeats_arrive_at_the_configured_interval() {
     }
 
     let report = agent.stop().await;
-    assert!(report.heartbeats_sent >= beats.len() as u64, "{report:?}");
-    // Stopped means stopped: nothing more within two intervals.
-    let late = tokio::time::timeout(Duration::from_millis(500), sub.next()).await;
-    assert!(late.is_err(), "heartbeat after shutdown: {late:?}");
+    // Stopped means stopped, and nothing was lost on loopback: what arrived
+    // (in the window and still buffered after it) is exactly what the agent
+    // says it sent, and nothing comes later.
+    let mut total = beats.len() as u64;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
+        total += 1;
+    }
+    assert_eq!(total, report.heartbeats_sent, "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

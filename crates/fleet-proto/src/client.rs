@@ -20,6 +20,10 @@ use tokio::time::Instant;
 /// First pause after a NoResponders answer; doubles up to [`MAX_RETRY_PAUSE`].
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(10);
 const MAX_RETRY_PAUSE: Duration = Duration::from_millis(250);
+/// After a NoResponders answer, a new attempt is only started if at least
+/// this much time is left; a shorter one could only end in a timeout that
+/// would hide the NoResponders.
+const MIN_ATTEMPT: Duration = Duration::from_millis(50);
 
 /// Why a request to an agent did not produce the agent's answer.
 #[derive(Debug, thiserror::Error)]
@@ -124,10 +128,10 @@ pub async fn request_raw(
     let started = Instant::now();
     let deadline = started + timeout;
     let mut pause = FIRST_RETRY_PAUSE;
+    let mut saw_no_responders = false;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            // Only reachable after sleeping on a NoResponders answer.
+        if saw_no_responders && remaining < MIN_ATTEMPT {
             return Err(ClientError::NoResponders {
                 agent: agent.clone(),
                 command,
@@ -141,9 +145,20 @@ pub async fn request_raw(
             Ok(message) => return Ok(message),
             Err(err) => match err.kind() {
                 RequestErrorKind::NoResponders => {
+                    saw_no_responders = true;
                     let remaining = deadline.saturating_duration_since(Instant::now());
                     tokio::time::sleep(pause.min(remaining)).await;
                     pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                }
+                // A retry that times out after NoResponders answers most
+                // likely met the same absent agent with a slow 503 (a loaded
+                // server); report what we actually saw.
+                RequestErrorKind::TimedOut if saw_no_responders => {
+                    return Err(ClientError::NoResponders {
+                        agent: agent.clone(),
+                        command,
+                        waited: started.elapsed(),
+                    });
                 }
                 RequestErrorKind::TimedOut => {
                     return Err(ClientError::TimedOut {
