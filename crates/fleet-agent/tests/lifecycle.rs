@@ -66,3 +66,32 @@ fn binary_reports_configuration_errors_by_variable() {
     );
     assert!(!stderr.contains("top-secret-value"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_while_the_server_is_down_is_bounded_by_the_drain_timeout() {
+    // A node going away together with NATS: the drain cannot reach the
+    // server, and must give up after FLEET_DRAIN_TIMEOUT instead of hanging.
+    let mut server = fleet_testkit::NatsServer::start_plain().unwrap();
+    let mut config = test_config("orphan-agent", &server.url());
+    config.drain_timeout = Duration::from_millis(500);
+    let agent = spawn_agent(config, Arc::new(Anonymous)).await;
+    wait_until("agent ready", Duration::from_secs(10), || {
+        agent.readiness.is_ready()
+    })
+    .await;
+    server.stop();
+    wait_until("agent disconnected", Duration::from_secs(10), || {
+        !agent.readiness.is_ready()
+    })
+    .await;
+
+    // Hang detector only (2 x drain timeout + slack), not a performance check.
+    let report = tokio::time::timeout(Duration::from_secs(5), agent.stop())
+        .await
+        .expect("shutdown is bounded while the server is down");
+    assert!(report.connected, "{report:?}");
+    assert!(
+        !report.connection_closed,
+        "nothing to close cleanly: {report:?}"
+    );
+}
