@@ -343,11 +343,11 @@ fn cluster_role_covers_exactly_what_the_controller_touches() {
     let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
     assert_eq!(
         granted(&r, "fleet.nationtech.io", "fleetstacks"),
-        set(&["list", "watch"])
+        set(&["get", "list", "watch"])
     );
     assert_eq!(
         granted(&r, "fleet.nationtech.io", "fleetstacks/status"),
-        set(&["patch"])
+        set(&["get", "patch"])
     );
     assert_eq!(
         granted(&r, "events.k8s.io", "events"),
@@ -588,5 +588,43 @@ fn every_env_var_the_chart_sets_is_read_by_the_controller() {
     assert!(
         unread.is_empty(),
         "the chart sets {unread:?} but crates/fleet-reconciler/src never reads them"
+    );
+}
+
+/// (group, resource, verb) triples of a list of RBAC rules.
+fn triples(rules: &Value) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for rule in rules.as_sequence().expect("rules") {
+        for g in strs(&rule["apiGroups"]) {
+            for res in strs(&rule["resources"]) {
+                for v in strs(&rule["verbs"]) {
+                    out.insert((g.clone(), res.clone(), v));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The chart grants exactly the ClusterRole the controller's authors wrote
+/// down in crates/fleet-reconciler/RBAC.md (its YAML block), rule for rule.
+#[test]
+fn cluster_role_equals_the_reconcilers_rbac_md() {
+    let path = repo_root().join("crates/fleet-reconciler/RBAC.md");
+    let md = read(&path).expect("crates/fleet-reconciler/RBAC.md documents the controller's RBAC");
+    let block = md
+        .split("```yaml")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains("kind: ClusterRole"))
+        .expect("RBAC.md has a ```yaml block with the ClusterRole");
+    let documented: Value = serde_yaml::from_str(block).expect("RBAC.md ClusterRole parses");
+    let want = triples(&documented["rules"]);
+    let have = triples(&render_default().one("ClusterRole")["rules"]);
+    let missing: Vec<_> = want.difference(&have).collect();
+    let extra: Vec<_> = have.difference(&want).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "chart ClusterRole differs from RBAC.md: missing {missing:?}, extra {extra:?}"
     );
 }

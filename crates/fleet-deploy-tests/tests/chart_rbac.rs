@@ -1,0 +1,440 @@
+//! The chart's RBAC and environment are enough for the real controller.
+//!
+//! The chart's ServiceAccount, ClusterRole and ClusterRoleBinding are applied
+//! for real; the fleet-reconciler binary then runs with that ServiceAccount's
+//! token (nothing more) and exactly the environment the rendered Deployment
+//! sets, reconciles a FleetStack, prunes a removed component, publishes
+//! Events and serves /healthz, /readyz and /metrics on the chart's port. Any
+//! 403 in its log, a missing child or a missing endpoint fails the test.
+//! A test that only re-read the YAML would agree with whatever the chart
+//! says; this one asks the API server and the controller.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fleet_deploy_tests::{Kubectl, helm_template};
+
+fn kubectl() -> Kubectl {
+    Kubectl::from_env().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The workspace's fleet-reconciler binary, next to this test's own
+/// executable (`<target>/debug/deps/chart_rbac-*` -> `<target>/debug/`).
+/// scripts/test builds every binary before running tests.
+fn reconciler_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/debug")
+        .join("fleet-reconciler");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo build -p fleet-reconciler --bin fleet-reconciler`, \
+         which scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Minimal HTTP/1.0 GET (no client crate needed for three local requests).
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    Some((status, body))
+}
+
+fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Deletes the cluster-scoped objects of the test release (the namespace
+/// guard only removes namespaced ones).
+struct ClusterScoped<'a> {
+    kubectl: &'a Kubectl,
+    name: String,
+}
+
+impl Drop for ClusterScoped<'_> {
+    fn drop(&mut self) {
+        for kind in ["clusterrolebinding", "clusterrole"] {
+            if let Err(e) = self.kubectl.run_ok(
+                &[
+                    "delete",
+                    kind,
+                    &self.name,
+                    "--ignore-not-found",
+                    "--wait=false",
+                ],
+                None,
+            ) {
+                eprintln!("could not delete {kind} {}: {e}", self.name);
+            }
+        }
+    }
+}
+
+struct Running {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Running {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+#[test]
+fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
+    let k = kubectl();
+    k.install_crds().expect("CRDs install");
+    let ns = k.temp_namespace("chart-rbac").expect("namespace");
+    let release = format!("t-{}", ns.name);
+    let port = free_port();
+    // watchNamespace keeps this controller away from other suites' stacks
+    // on the shared cluster (and exercises FLEET_WATCH_NAMESPACE).
+    let rendered = helm_template(
+        &release,
+        &ns.name,
+        &[
+            "--set",
+            &format!("httpPort={port}"),
+            "--set",
+            &format!("watchNamespace={}", ns.name),
+        ],
+    )
+    .expect("renders");
+
+    // 1. The chart's identity and permissions, for real.
+    let mut rbac = String::new();
+    for kind in ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"] {
+        rbac.push_str("---\n");
+        rbac.push_str(&serde_yaml::to_string(rendered.one(kind)).expect("serializes"));
+    }
+    let cluster_role = rendered.one("ClusterRole")["metadata"]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    let _cleanup = ClusterScoped {
+        kubectl: &k,
+        name: cluster_role,
+    };
+    k.run_ok(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=fleet-deploy-tests",
+            "-f",
+            "-",
+        ],
+        Some(&rbac),
+    )
+    .expect("RBAC applies");
+    let sa = rendered.one("ServiceAccount")["metadata"]["name"]
+        .as_str()
+        .expect("sa name")
+        .to_string();
+
+    // 2. A kubeconfig holding only that ServiceAccount's token (Kubernetes
+    //    1.20 still creates a token Secret per ServiceAccount).
+    let secret = wait_for(
+        "the ServiceAccount token Secret",
+        Duration::from_secs(60),
+        || {
+            let out = k
+                .run_ok(
+                    &[
+                        "-n",
+                        &ns.name,
+                        "get",
+                        "sa",
+                        &sa,
+                        "-o",
+                        "jsonpath={.secrets[0].name}",
+                    ],
+                    None,
+                )
+                .ok()?;
+            (!out.trim().is_empty()).then(|| out.trim().to_string())
+        },
+    );
+    let token = k
+        .run_ok(
+            &[
+                "-n",
+                &ns.name,
+                "get",
+                "secret",
+                &secret,
+                "-o",
+                "go-template={{.data.token | base64decode}}",
+            ],
+            None,
+        )
+        .expect("token");
+    let admin: serde_json::Value = serde_json::from_str(
+        &k.run_ok(&["config", "view", "--raw", "--minify", "-o", "json"], None)
+            .expect("kubeconfig"),
+    )
+    .expect("kubeconfig json");
+    let sa_config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": admin["clusters"][0]["cluster"].clone()}],
+        "users": [{"name": "sa", "user": {"token": token.trim()}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "test", "user": "sa"}}],
+        "current-context": "sa",
+    });
+    let dir = std::env::temp_dir().join(format!("chart-rbac-{}", ns.name));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let sa_kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&sa_kubeconfig, sa_config.to_string()).expect("write kubeconfig");
+    let as_sa = |args: &[&str]| {
+        let mut full = vec!["--kubeconfig", sa_kubeconfig.to_str().expect("utf-8")];
+        full.extend_from_slice(args);
+        fleet_deploy_tests::run(std::path::Path::new("kubectl"), &full, None).expect("kubectl runs")
+    };
+    // The token really is restricted (else the test below proves nothing).
+    let pods = as_sa(&["auth", "can-i", "list", "pods", "-n", &ns.name]);
+    assert_eq!(
+        pods.stdout.trim(),
+        "no",
+        "the ServiceAccount may list pods: {pods:?}"
+    );
+    let sts = as_sa(&["auth", "can-i", "create", "statefulsets", "-n", &ns.name]);
+    assert_eq!(sts.stdout.trim(), "yes", "RBAC not effective: {sts:?}");
+
+    // 3. The controller, with the Deployment's environment.
+    let dep = rendered.one("Deployment");
+    let mut cmd = Command::new(reconciler_bin());
+    cmd.env_remove("KUBERNETES_SERVICE_HOST")
+        .env("KUBECONFIG", &sa_kubeconfig);
+    for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_sequence()
+        .expect("env")
+    {
+        let name = e["name"].as_str().expect("name");
+        let value = match e["value"].as_str() {
+            Some(v) => v.to_string(),
+            None => match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.name") => format!("{release}-pod"),
+                Some("metadata.namespace") => ns.name.clone(),
+                other => panic!("unexpected env source {other:?} for {name}"),
+            },
+        };
+        cmd.env(name, value);
+    }
+    let log = dir.join("reconciler.log");
+    let log_file = std::fs::File::create(&log).expect("log file");
+    cmd.stdout(Stdio::from(log_file.try_clone().expect("dup")))
+        .stderr(Stdio::from(log_file));
+    let running = Running {
+        child: cmd.spawn().expect("fleet-reconciler starts"),
+        log,
+    };
+
+    // Probes on the port the chart's probes use.
+    let container_port =
+        dep["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+            .as_u64()
+            .expect("containerPort");
+    assert_eq!(container_port, u64::from(port));
+    wait_for("/healthz", Duration::from_secs(30), || {
+        http_get(port, "/healthz").filter(|(s, _)| *s == 200)
+    });
+    wait_for("/readyz", Duration::from_secs(30), || {
+        http_get(port, "/readyz").filter(|(s, _)| *s == 200)
+    });
+
+    // 4. A stack: every NATS child is created by server-side apply.
+    let stack = "apiVersion: fleet.nationtech.io/v1alpha1\nkind: FleetStack\nmetadata:\n  name: rbac\nspec:\n  nats:\n    replicas: 1\n";
+    k.run_ok(&["-n", &ns.name, "apply", "-f", "-"], Some(stack))
+        .expect("FleetStack applies");
+    let get_status = || {
+        k.run_ok(
+            &["-n", &ns.name, "get", "fleetstack", "rbac", "-o", "json"],
+            None,
+        )
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+    };
+    let status = wait_for("the NatsReady condition", Duration::from_secs(120), || {
+        let obj = get_status()?;
+        let conds = obj["status"]["conditions"].as_array()?.clone();
+        conds
+            .iter()
+            .find(|c| c["type"] == "NatsReady")
+            .map(|_| obj["status"].clone())
+    });
+    let nats = status["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .find(|c| c["type"] == "NatsReady")
+        .expect("NatsReady")
+        .clone();
+    // The probe may fail (no NATS image on a control-plane-only cluster);
+    // applying must not.
+    assert_ne!(
+        nats["reason"],
+        "ApplyFailed",
+        "apply failed: {nats}\n{}",
+        running.log()
+    );
+    for kind in [
+        "statefulset",
+        "service",
+        "configmap",
+        "secret",
+        "serviceaccount",
+    ] {
+        let out = k
+            .run_ok(
+                &[
+                    "-n",
+                    &ns.name,
+                    "get",
+                    kind,
+                    "-l",
+                    "app.kubernetes.io/managed-by=fleet-reconciler",
+                    "-o",
+                    "name",
+                ],
+                None,
+            )
+            .expect("kubectl get");
+        assert!(
+            !out.trim().is_empty(),
+            "no {kind} created\n{}",
+            running.log()
+        );
+    }
+    let events = wait_for(
+        "an Event from the controller",
+        Duration::from_secs(30),
+        || {
+            let out = k
+                .run_ok(
+                    &["-n", &ns.name, "get", "events.events.k8s.io", "-o", "name"],
+                    None,
+                )
+                .ok()?;
+            (!out.trim().is_empty()).then_some(out)
+        },
+    );
+    assert!(!events.is_empty());
+
+    // 5. Pruning: a component removed from the spec loses its objects
+    //    (list + delete through the chart's rules).
+    k.run_ok(
+        &[
+            "-n",
+            &ns.name,
+            "patch",
+            "fleetstack",
+            "rbac",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/spec/nats"}]"#,
+        ],
+        None,
+    )
+    .expect("patch");
+    wait_for(
+        "the StatefulSet to be pruned",
+        Duration::from_secs(60),
+        || {
+            let out = k
+                .run_ok(
+                    &[
+                        "-n",
+                        &ns.name,
+                        "get",
+                        "statefulset",
+                        "-l",
+                        "app.kubernetes.io/managed-by=fleet-reconciler",
+                        "-o",
+                        "name",
+                    ],
+                    None,
+                )
+                .ok()?;
+            out.trim().is_empty().then_some(())
+        },
+    );
+
+    let (code, metrics) = http_get(port, "/metrics").expect("/metrics answers");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("# TYPE"),
+        "not Prometheus text:\n{metrics}"
+    );
+
+    // 6. Nothing was refused along the way.
+    let log = running.log();
+    for needle in ["forbidden", "Forbidden"] {
+        assert!(
+            !log.contains(needle),
+            "the controller hit an RBAC refusal:\n{log}"
+        );
+    }
+
+    // SIGTERM, as the kubelet sends it: a clean, prompt exit.
+    let pid = running.child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    let mut running = running;
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(status) = running.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(25),
+            "no exit within 25 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        exit.success(),
+        "exit after SIGTERM: {exit}\n{}",
+        running.log()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
