@@ -358,3 +358,43 @@ fn unique_suffix() -> String {
         .unwrap_or(0);
     format!("{:x}{:05x}", std::process::id() & 0xfff, nanos & 0xfffff)
 }
+
+/// Directory of the Argo CD health check of `kind` (argo-cd's layout).
+pub fn argocd_kind_dir(kind: &str) -> PathBuf {
+    repo_root()
+        .join("deploy/argocd/resource_customizations/fleet.nationtech.io")
+        .join(kind)
+}
+
+/// What an Argo CD health check returns.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct HealthStatus {
+    pub status: String,
+    pub message: String,
+}
+
+/// Runs `health.lua` of `kind` on `obj` in a fresh Lua 5.1 interpreter, the
+/// way Argo CD does: only the base, table, string and math libraries, the
+/// object as the global `obj` with JSON null as nil (Argo's decoding; mlua's
+/// default NULL sentinel would be invisible to `~= nil` tests).
+pub fn argocd_health(kind: &str, obj: &serde_json::Value) -> Result<HealthStatus, mlua::Error> {
+    use mlua::{Lua, LuaOptions, LuaSerdeExt, SerializeOptions, StdLib, Table};
+    let script_path = argocd_kind_dir(kind).join("health.lua");
+    let script = read(&script_path).map_err(mlua::Error::external)?;
+    let lua = Lua::new_with(
+        StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+        LuaOptions::default(),
+    )?;
+    let opts = SerializeOptions::new()
+        .serialize_none_to_null(false)
+        .serialize_unit_to_null(false);
+    lua.globals().set("obj", lua.to_value_with(obj, opts)?)?;
+    let hs: Table = lua
+        .load(script)
+        .set_name(script_path.display().to_string())
+        .eval()?;
+    Ok(HealthStatus {
+        status: hs.get("status")?,
+        message: hs.get("message")?,
+    })
+}

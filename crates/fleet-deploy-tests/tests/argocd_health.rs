@@ -11,8 +11,8 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use fleet_deploy_tests::{read, repo_root};
-use mlua::{Lua, LuaOptions, LuaSerdeExt, SerializeOptions, StdLib, Table};
+use fleet_deploy_tests::{HealthStatus, argocd_health, argocd_kind_dir, read, repo_root};
+use mlua::{Lua, LuaOptions, LuaSerdeExt, StdLib};
 use serde::Deserialize;
 
 const GROUP: &str = "fleet.nationtech.io";
@@ -39,17 +39,8 @@ struct HealthTest {
     input_path: String,
 }
 
-#[derive(Debug, Deserialize, PartialEq, Eq, Clone)]
-struct HealthStatus {
-    status: String,
-    message: String,
-}
-
 fn kind_dir(kind: &str) -> PathBuf {
-    repo_root()
-        .join("deploy/argocd/resource_customizations")
-        .join(GROUP)
-        .join(kind)
+    argocd_kind_dir(kind)
 }
 
 fn health_tests(kind: &str) -> HealthTests {
@@ -64,28 +55,8 @@ fn fixture(kind: &str, input_path: &str) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Runs `health.lua` of `kind` on `obj` in a fresh interpreter.
 fn evaluate(kind: &str, obj: &serde_json::Value) -> Result<HealthStatus, mlua::Error> {
-    let script_path = kind_dir(kind).join("health.lua");
-    let script = read(&script_path).expect("health.lua readable");
-    let lua = Lua::new_with(
-        StdLib::TABLE | StdLib::STRING | StdLib::MATH,
-        LuaOptions::default(),
-    )?;
-    // Argo decodes JSON null to nil; mlua's default would be a NULL
-    // sentinel that `~= nil` tests cannot see.
-    let opts = SerializeOptions::new()
-        .serialize_none_to_null(false)
-        .serialize_unit_to_null(false);
-    lua.globals().set("obj", lua.to_value_with(obj, opts)?)?;
-    let hs: Table = lua
-        .load(script)
-        .set_name(script_path.display().to_string())
-        .eval()?;
-    Ok(HealthStatus {
-        status: hs.get("status")?,
-        message: hs.get("message")?,
-    })
+    argocd_health(kind, obj)
 }
 
 #[test]

@@ -6,6 +6,8 @@
 //! sets, reconciles a FleetStack, prunes a removed component, publishes
 //! Events and serves /healthz, /readyz and /metrics on the chart's port. Any
 //! 403 in its log, a missing child or a missing endpoint fails the test.
+//! Along the way the Argo CD health check runs on the live objects the
+//! controller wrote (progressing or failing probe, Ready, paused).
 //! A test that only re-read the YAML would agree with whatever the chart
 //! says; this one asks the API server and the controller.
 
@@ -315,6 +317,25 @@ fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
         "apply failed: {nats}\n{}",
         running.log()
     );
+    // Argo CD's view of that live status agrees with its conditions.
+    let live = get_status().expect("FleetStack readable");
+    let health = fleet_deploy_tests::argocd_health("FleetStack", &live).expect("health.lua runs");
+    let cond = |t: &str| {
+        live["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == t))
+            .map(|c| c["status"].as_str().unwrap_or("").to_string())
+    };
+    let expected = if cond("Stalled").as_deref() == Some("True") {
+        "Degraded"
+    } else if cond("Ready").as_deref() == Some("True") {
+        "Healthy"
+    } else if cond("Reconciling").as_deref() == Some("True") {
+        "Progressing"
+    } else {
+        "Degraded"
+    };
+    assert_eq!(health.status, expected, "{health:?} for {live}");
     for kind in [
         "statefulset",
         "service",
@@ -396,6 +417,47 @@ fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
             out.trim().is_empty().then_some(())
         },
     );
+
+    // The Argo CD health check on the live object the controller wrote
+    // (not a fixture): an empty spec is Ready ("no component in spec") ...
+    let live = wait_for(
+        "Ready=True for generation 2",
+        Duration::from_secs(60),
+        || {
+            let obj = get_status()?;
+            let ready = obj["status"]["conditions"].as_array()?.iter().any(|c| {
+                c["type"] == "Ready" && c["status"] == "True" && c["observedGeneration"] == 2
+            });
+            (ready && obj["status"]["observedGeneration"] == 2).then_some(obj)
+        },
+    );
+    let health = fleet_deploy_tests::argocd_health("FleetStack", &live).expect("health.lua runs");
+    assert_eq!(health.status, "Healthy", "{health:?} for {live}");
+    // ... and a paused one is Suspended.
+    k.run_ok(
+        &[
+            "-n",
+            &ns.name,
+            "patch",
+            "fleetstack",
+            "rbac",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"paused":true}}"#,
+        ],
+        None,
+    )
+    .expect("pause");
+    let live = wait_for("the Paused condition", Duration::from_secs(60), || {
+        let obj = get_status()?;
+        let paused = obj["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Paused" && c["status"] == "True");
+        paused.then_some(obj)
+    });
+    let health = fleet_deploy_tests::argocd_health("FleetStack", &live).expect("health.lua runs");
+    assert_eq!(health.status, "Suspended", "{health:?} for {live}");
 
     let (code, metrics) = http_get(port, "/metrics").expect("/metrics answers");
     assert_eq!(code, 200);
