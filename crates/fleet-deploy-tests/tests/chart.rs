@@ -628,3 +628,45 @@ fn cluster_role_equals_the_reconcilers_rbac_md() {
         "chart ClusterRole differs from RBAC.md: missing {missing:?}, extra {extra:?}"
     );
 }
+
+/// charts/bootstrap/README.md documents every value the schema accepts, and
+/// nothing the schema does not know.
+#[test]
+fn chart_readme_documents_every_value() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &read(&chart_dir().join("values.schema.json")).expect("schema readable"),
+    )
+    .expect("schema parses");
+    fn leaves(path: &str, s: &serde_json::Value, out: &mut BTreeSet<String>) {
+        match s["properties"].as_object() {
+            Some(props) => {
+                for (k, v) in props {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    leaves(&p, v, out);
+                }
+            }
+            None => {
+                out.insert(path.to_string());
+            }
+        }
+    }
+    let mut keys = BTreeSet::new();
+    leaves("", &schema, &mut keys);
+    keys.remove("global"); // Helm's own, accepted and unused
+    let readme = read(&chart_dir().join("README.md")).expect("README readable");
+    let documented: BTreeSet<String> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| l.split('`').nth(1).map(str::to_string))
+        .collect();
+    let missing: Vec<_> = keys.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&keys).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "README values table: undocumented {missing:?}, not in the schema {unknown:?}"
+    );
+}
