@@ -400,10 +400,20 @@ fn nondefault_values_render_leader_election_monitoring_and_overrides() {
     let role = r.one("Role");
     assert_eq!(role["metadata"]["namespace"].as_str(), Some(NS));
     let rules = role["rules"].as_sequence().expect("rules");
-    assert_eq!(rules.len(), 1);
-    assert_eq!(strs(&rules[0]["apiGroups"]), vec!["coordination.k8s.io"]);
-    assert_eq!(strs(&rules[0]["resources"]), vec!["leases"]);
-    assert_eq!(strs(&rules[0]["verbs"]), vec!["get", "create", "update"]);
+    assert_eq!(rules.len(), 2);
+    for rule in rules {
+        assert_eq!(strs(&rule["apiGroups"]), vec!["coordination.k8s.io"]);
+        assert_eq!(strs(&rule["resources"]), vec!["leases"]);
+    }
+    // create is unrestricted (no name before it exists); get and update
+    // only on the configured Lease.
+    assert_eq!(strs(&rules[0]["verbs"]), vec!["create"]);
+    assert!(rules[0]["resourceNames"].is_null());
+    assert_eq!(strs(&rules[1]["verbs"]), vec!["get", "update"]);
+    assert_eq!(
+        strs(&rules[1]["resourceNames"]),
+        vec!["fleet-reconciler-lock"]
+    );
     assert_eq!(
         r.one("RoleBinding")["roleRef"]["name"],
         role["metadata"]["name"]

@@ -13,11 +13,11 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fleet_deploy_tests::{Kubectl, helm_template};
+use fleet_deploy_tests::{Kubectl, Rendered, helm_template};
 
 fn kubectl() -> Kubectl {
     Kubectl::from_env().unwrap_or_else(|e| panic!("{e}"))
@@ -61,16 +61,32 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+fn wait_for<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    wait_for_logged(what, timeout, &[], f)
+}
+
+/// Like [`wait_for`], with the controllers' logs in the failure message.
+fn wait_for_logged<T>(
+    what: &str,
+    timeout: Duration,
+    logs: &[&Running],
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if start.elapsed() >= timeout {
+            let logs: Vec<String> = logs
+                .iter()
+                .map(|r| format!("---- {}\n{}", r.log.display(), r.log()))
+                .collect();
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\n{}",
+                logs.join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -120,30 +136,11 @@ impl Drop for Running {
     }
 }
 
-#[test]
-fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
-    let k = kubectl();
-    k.install_crds().expect("CRDs install");
-    let ns = k.temp_namespace("chart-rbac").expect("namespace");
-    let release = format!("t-{}", ns.name);
-    let port = free_port();
-    // watchNamespace keeps this controller away from other suites' stacks
-    // on the shared cluster (and exercises FLEET_WATCH_NAMESPACE).
-    let rendered = helm_template(
-        &release,
-        &ns.name,
-        &[
-            "--set",
-            &format!("httpPort={port}"),
-            "--set",
-            &format!("watchNamespace={}", ns.name),
-        ],
-    )
-    .expect("renders");
-
-    // 1. The chart's identity and permissions, for real.
+/// The chart's RBAC objects of `kinds`, applied for real; the returned
+/// guard deletes the cluster-scoped ones.
+fn apply_chart_rbac<'a>(k: &'a Kubectl, rendered: &Rendered, kinds: &[&str]) -> ClusterScoped<'a> {
     let mut rbac = String::new();
-    for kind in ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"] {
+    for kind in kinds {
         rbac.push_str("---\n");
         rbac.push_str(&serde_yaml::to_string(rendered.one(kind)).expect("serializes"));
     }
@@ -151,8 +148,8 @@ fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
         .as_str()
         .expect("name")
         .to_string();
-    let _cleanup = ClusterScoped {
-        kubectl: &k,
+    let guard = ClusterScoped {
+        kubectl: k,
         name: cluster_role,
     };
     k.run_ok(
@@ -166,13 +163,16 @@ fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
         Some(&rbac),
     )
     .expect("RBAC applies");
+    guard
+}
+
+/// A kubeconfig holding only the chart ServiceAccount's token (Kubernetes
+/// 1.20 still creates a token Secret per ServiceAccount).
+fn service_account_kubeconfig(k: &Kubectl, ns: &str, rendered: &Rendered, dir: &Path) -> PathBuf {
     let sa = rendered.one("ServiceAccount")["metadata"]["name"]
         .as_str()
         .expect("sa name")
         .to_string();
-
-    // 2. A kubeconfig holding only that ServiceAccount's token (Kubernetes
-    //    1.20 still creates a token Secret per ServiceAccount).
     let secret = wait_for(
         "the ServiceAccount token Secret",
         Duration::from_secs(60),
@@ -181,7 +181,7 @@ fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
                 .run_ok(
                     &[
                         "-n",
-                        &ns.name,
+                        ns,
                         "get",
                         "sa",
                         &sa,
@@ -198,7 +198,7 @@ fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
         .run_ok(
             &[
                 "-n",
-                &ns.name,
+                ns,
                 "get",
                 "secret",
                 &secret,
@@ -221,10 +221,86 @@ fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
         "contexts": [{"name": "sa", "context": {"cluster": "test", "user": "sa"}}],
         "current-context": "sa",
     });
+    std::fs::create_dir_all(dir).expect("temp dir");
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, sa_config.to_string()).expect("write kubeconfig");
+    path
+}
+
+/// Starts the fleet-reconciler binary as the chart's Deployment would: the
+/// rendered container env (downward-API fields filled in for `pod_name`),
+/// the ServiceAccount's kubeconfig instead of the in-cluster one.
+/// `http_port` overrides FLEET_HTTP_ADDR when several "pods" share this
+/// host's network namespace.
+fn spawn_reconciler(
+    rendered: &Rendered,
+    ns: &str,
+    kubeconfig: &Path,
+    pod_name: &str,
+    http_port: Option<u16>,
+    log: PathBuf,
+) -> Running {
+    let dep = rendered.one("Deployment");
+    let mut cmd = Command::new(reconciler_bin());
+    cmd.env_remove("KUBERNETES_SERVICE_HOST")
+        .env("KUBECONFIG", kubeconfig);
+    for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_sequence()
+        .expect("env")
+    {
+        let name = e["name"].as_str().expect("name");
+        let value = match e["value"].as_str() {
+            Some(v) => v.to_string(),
+            None => match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.name") => pod_name.to_string(),
+                Some("metadata.namespace") => ns.to_string(),
+                other => panic!("unexpected env source {other:?} for {name}"),
+            },
+        };
+        cmd.env(name, value);
+    }
+    if let Some(port) = http_port {
+        cmd.env("FLEET_HTTP_ADDR", format!("127.0.0.1:{port}"));
+    }
+    let log_file = std::fs::File::create(&log).expect("log file");
+    cmd.stdout(Stdio::from(log_file.try_clone().expect("dup")))
+        .stderr(Stdio::from(log_file));
+    Running {
+        child: cmd.spawn().expect("fleet-reconciler starts"),
+        log,
+    }
+}
+
+#[test]
+fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
+    let k = kubectl();
+    k.install_crds().expect("CRDs install");
+    let ns = k.temp_namespace("chart-rbac").expect("namespace");
+    let release = format!("t-{}", ns.name);
+    let port = free_port();
+    // watchNamespace keeps this controller away from other suites' stacks
+    // on the shared cluster (and exercises FLEET_WATCH_NAMESPACE).
+    let rendered = helm_template(
+        &release,
+        &ns.name,
+        &[
+            "--set",
+            &format!("httpPort={port}"),
+            "--set",
+            &format!("watchNamespace={}", ns.name),
+        ],
+    )
+    .expect("renders");
+
+    // 1. The chart's identity and permissions, for real.
+    let _cleanup = apply_chart_rbac(
+        &k,
+        &rendered,
+        &["ServiceAccount", "ClusterRole", "ClusterRoleBinding"],
+    );
+    // 2. Its token, and nothing more.
     let dir = std::env::temp_dir().join(format!("chart-rbac-{}", ns.name));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let sa_kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&sa_kubeconfig, sa_config.to_string()).expect("write kubeconfig");
+    let sa_kubeconfig = service_account_kubeconfig(&k, &ns.name, &rendered, &dir);
     let as_sa = |args: &[&str]| {
         let mut full = vec!["--kubeconfig", sa_kubeconfig.to_str().expect("utf-8")];
         full.extend_from_slice(args);
@@ -241,33 +317,15 @@ fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
     assert_eq!(sts.stdout.trim(), "yes", "RBAC not effective: {sts:?}");
 
     // 3. The controller, with the Deployment's environment.
+    let running = spawn_reconciler(
+        &rendered,
+        &ns.name,
+        &sa_kubeconfig,
+        &format!("{release}-pod"),
+        None,
+        dir.join("reconciler.log"),
+    );
     let dep = rendered.one("Deployment");
-    let mut cmd = Command::new(reconciler_bin());
-    cmd.env_remove("KUBERNETES_SERVICE_HOST")
-        .env("KUBECONFIG", &sa_kubeconfig);
-    for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]
-        .as_sequence()
-        .expect("env")
-    {
-        let name = e["name"].as_str().expect("name");
-        let value = match e["value"].as_str() {
-            Some(v) => v.to_string(),
-            None => match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
-                Some("metadata.name") => format!("{release}-pod"),
-                Some("metadata.namespace") => ns.name.clone(),
-                other => panic!("unexpected env source {other:?} for {name}"),
-            },
-        };
-        cmd.env(name, value);
-    }
-    let log = dir.join("reconciler.log");
-    let log_file = std::fs::File::create(&log).expect("log file");
-    cmd.stdout(Stdio::from(log_file.try_clone().expect("dup")))
-        .stderr(Stdio::from(log_file));
-    let running = Running {
-        child: cmd.spawn().expect("fleet-reconciler starts"),
-        log,
-    };
 
     // Probes on the port the chart's probes use.
     let container_port =
@@ -498,5 +556,169 @@ fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
         "exit after SIGTERM: {exit}\n{}",
         running.log()
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `replicas: 2`: the chart turns leader election on; with the chart's
+/// Lease Role two controllers elect one leader, and when the leader stops
+/// the other takes over and reconciles. Both run with only the chart's
+/// ServiceAccount token and the rendered environment.
+#[test]
+fn two_replicas_elect_a_leader_with_the_charts_lease_role() {
+    let k = kubectl();
+    k.install_crds().expect("CRDs install");
+    let ns = k.temp_namespace("chart-leader").expect("namespace");
+    let release = format!("t-{}", ns.name);
+    let rendered = helm_template(
+        &release,
+        &ns.name,
+        &[
+            "--set",
+            "replicas=2",
+            "--set",
+            &format!("watchNamespace={}", ns.name),
+        ],
+    )
+    .expect("renders");
+    let _cleanup = apply_chart_rbac(
+        &k,
+        &rendered,
+        &[
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+        ],
+    );
+    let dir = std::env::temp_dir().join(format!("chart-leader-{}", ns.name));
+    let kubeconfig = service_account_kubeconfig(&k, &ns.name, &rendered, &dir);
+    let lease = rendered.one("Role")["rules"][1]["resourceNames"][0]
+        .as_str()
+        .expect("lease name")
+        .to_string();
+    let holder = || {
+        k.run_ok(
+            &[
+                "-n",
+                &ns.name,
+                "get",
+                "lease",
+                &lease,
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
+            None,
+        )
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+    };
+
+    // Two "pods" of the Deployment (one network namespace here, so each
+    // gets its own HTTP port).
+    let (port_a, port_b) = (free_port(), free_port());
+    let a = spawn_reconciler(
+        &rendered,
+        &ns.name,
+        &kubeconfig,
+        "replica-a",
+        Some(port_a),
+        dir.join("a.log"),
+    );
+    let first = wait_for_logged(
+        "replica-a to take the Lease",
+        Duration::from_secs(30),
+        &[&a],
+        || holder().filter(|h| h == "replica-a"),
+    );
+    assert_eq!(first, "replica-a");
+    let b = spawn_reconciler(
+        &rendered,
+        &ns.name,
+        &kubeconfig,
+        "replica-b",
+        Some(port_b),
+        dir.join("b.log"),
+    );
+    // A follower is ready (so a rolling update can proceed) but does not lead.
+    wait_for_logged("replica-b /readyz", Duration::from_secs(30), &[&b], || {
+        http_get(port_b, "/readyz").filter(|(s, _)| *s == 200)
+    });
+
+    let stack = "apiVersion: fleet.nationtech.io/v1alpha1\nkind: FleetStack\nmetadata:\n  name: led\nspec: {}\n";
+    k.run_ok(&["-n", &ns.name, "apply", "-f", "-"], Some(stack))
+        .expect("FleetStack applies");
+    let observed = |generation: i64| {
+        k.run_ok(
+            &[
+                "-n",
+                &ns.name,
+                "get",
+                "fleetstack",
+                "led",
+                "-o",
+                "jsonpath={.status.observedGeneration}",
+            ],
+            None,
+        )
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .filter(|g| *g == generation)
+    };
+    wait_for_logged(
+        "the leader to reconcile generation 1",
+        Duration::from_secs(30),
+        &[&a, &b],
+        || observed(1),
+    );
+    assert_eq!(
+        holder().as_deref(),
+        Some("replica-a"),
+        "leadership moved while both ran"
+    );
+
+    // The leader stops (SIGTERM, as in a rolling update); the follower takes
+    // over within the Lease duration and reconciles the next generation.
+    Command::new("kill")
+        .args(["-TERM", &a.child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    wait_for_logged(
+        "replica-b to take the Lease",
+        Duration::from_secs(45),
+        &[&a, &b],
+        || holder().filter(|h| h == "replica-b"),
+    );
+    k.run_ok(
+        &[
+            "-n",
+            &ns.name,
+            "patch",
+            "fleetstack",
+            "led",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"paused":true}}"#,
+        ],
+        None,
+    )
+    .expect("patch");
+    wait_for_logged(
+        "the new leader to reconcile generation 2",
+        Duration::from_secs(45),
+        &[&a, &b],
+        || observed(2),
+    );
+
+    for (name, r) in [("replica-a", &a), ("replica-b", &b)] {
+        let log = r.log();
+        assert!(
+            !log.contains("forbidden") && !log.contains("Forbidden"),
+            "{name} hit an RBAC refusal:\n{log}"
+        );
+    }
+    drop(a);
+    drop(b);
     let _ = std::fs::remove_dir_all(&dir);
 }
