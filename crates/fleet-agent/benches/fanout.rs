@@ -25,6 +25,12 @@ fn main() {
 }
 
 async fn run() {
+    // 1000 agents = 1000 client sockets here and 1000 in nats-server.
+    let files = open_files_limit();
+    println!("open files limit (soft): {files}");
+    if files.parse::<u64>().is_ok_and(|n| n < 2_500) {
+        println!("warning: raise `ulimit -n` above 2500 for the 1000-agent run");
+    }
     let server = NatsServer::start_plain().expect("nats-server starts");
     println!("ping fan-out, one nats-server on loopback, agents as tasks in one process");
     println!(
@@ -54,6 +60,17 @@ fn cpu_time(pid: u32) -> f64 {
     };
     // USER_HZ is 100 on Linux.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+fn open_files_limit() -> String {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).map(str::to_string))
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn load_average() -> String {
