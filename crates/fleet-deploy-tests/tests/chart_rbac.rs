@@ -42,11 +42,16 @@ fn reconciler_bin() -> PathBuf {
     bin
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+/// `n` distinct free ports (all listeners are held until every port is
+/// known, so the kernel cannot hand out the same one twice).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("0.0.0.0:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
 }
 
 /// Minimal HTTP/1.0 GET (no client crate needed for three local requests).
@@ -277,7 +282,7 @@ fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
     k.install_crds().expect("CRDs install");
     let ns = k.temp_namespace("chart-rbac").expect("namespace");
     let release = format!("t-{}", ns.name);
-    let port = free_port();
+    let port = free_ports(1)[0];
     // watchNamespace keeps this controller away from other suites' stacks
     // on the shared cluster (and exercises FLEET_WATCH_NAMESPACE).
     let rendered = helm_template(
@@ -617,7 +622,8 @@ fn two_replicas_elect_a_leader_with_the_charts_lease_role() {
 
     // Two "pods" of the Deployment (one network namespace here, so each
     // gets its own HTTP port).
-    let (port_a, port_b) = (free_port(), free_port());
+    let ports = free_ports(2);
+    let (port_a, port_b) = (ports[0], ports[1]);
     let a = spawn_reconciler(
         &rendered,
         &ns.name,
