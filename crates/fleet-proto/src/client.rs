@@ -7,6 +7,28 @@
 //! not processed its SUB yet), so the helpers retry NoResponders with a short
 //! backoff until the deadline instead of failing on the first try. A plain
 //! timeout is not retried: someone received the request and did not answer.
+//!
+//! A smoke probe in a few lines:
+//!
+//! ```no_run
+//! # async fn probe(nc: async_nats::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! use fleet_proto::AgentId;
+//! use fleet_proto::client::{PingSummary, ping_all};
+//! use std::time::Duration;
+//!
+//! let expected = ["agent-0", "agent-1", "agent-2"]
+//!     .map(|id| AgentId::new(id).expect("valid id"));
+//! let summary = PingSummary::new(ping_all(&nc, &expected, Duration::from_secs(5)).await);
+//! // "3/3 agents answered" or "2/3 agents answered; missing: agent-2"
+//! println!("{summary}");
+//! if !summary.all_answered() {
+//!     for err in &summary.missing {
+//!         eprintln!("{err}"); // says why: no responders, timeout, error reply...
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use crate::{
     AgentId, Command, CommandSpec, ErrorBody, InfoCommand, InfoReply, PingCommand, PingReply,
