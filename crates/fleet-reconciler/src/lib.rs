@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod http;
 pub mod kstatus;
+pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod status;
@@ -50,8 +51,15 @@ pub struct Config {
     pub http_addr: Option<SocketAddr>,
     /// Watch one namespace only (`None`: all namespaces).
     pub namespace: Option<String>,
+    /// Reconciler class: `None` reconciles FleetStacks without the
+    /// `fleet.nationtech.io/reconciler` label; `Some(name)` reconciles only
+    /// those labelled `fleet.nationtech.io/reconciler=<name>` (tests,
+    /// benchmarks, side-by-side upgrades).
+    pub class: Option<String>,
     /// Reporter name on Events.
     pub instance: Option<String>,
+    /// Reconcile only while holding this Lease (several replicas).
+    pub leader_election: Option<leader::LeaseConfig>,
 }
 
 impl Default for Config {
@@ -60,7 +68,9 @@ impl Default for Config {
             probe_route: ProbeRoute::detect(),
             http_addr: Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
             namespace: None,
+            class: None,
             instance: std::env::var("POD_NAME").ok(),
+            leader_election: None,
         }
     }
 }
@@ -73,6 +83,8 @@ pub enum RunError {
         "the FleetStack CRD is not served ({0}); install charts/bootstrap/crds/fleetstack.yaml first"
     )]
     CrdMissing(Box<kube::Error>),
+    #[error("lost the leader Lease; exiting so a new leader can take over")]
+    LeadershipLost,
     #[error("binding the metrics server on {addr}: {source}")]
     Http {
         addr: SocketAddr,
@@ -140,16 +152,40 @@ pub async fn run_with_metrics(
     let child_api =
         |c: &Client| -> (Client, Option<String>) { (c.clone(), config.namespace.clone()) };
     let (c, ns) = child_api(&client);
-    let mut controller = Controller::new(stacks, watcher::Config::default())
-        .owns(api::<StatefulSet>(&c, &ns), owned.clone())
-        .owns(api::<Service>(&c, &ns), owned.clone())
-        .owns(api::<ConfigMap>(&c, &ns), owned.clone())
-        .owns(api::<Secret>(&c, &ns), owned.clone())
-        .owns(api::<ServiceAccount>(&c, &ns), owned.clone());
+    let mut controller = Controller::new(
+        stacks,
+        watcher::Config::default().labels(&class_selector(&config.class)),
+    )
+    .owns(api::<StatefulSet>(&c, &ns), owned.clone())
+    .owns(api::<Service>(&c, &ns), owned.clone())
+    .owns(api::<ConfigMap>(&c, &ns), owned.clone())
+    .owns(api::<Secret>(&c, &ns), owned.clone())
+    .owns(api::<ServiceAccount>(&c, &ns), owned.clone());
     if pdb_v1 {
         controller = controller.owns(api::<PodDisruptionBudget>(&c, &ns), owned.clone());
     }
+    // Ready before leadership: a follower is healthy, and a rolling update
+    // (maxUnavailable 0) needs the new pod Ready while the old one leads.
     ready.store(true, Ordering::Relaxed);
+    let lost = CancellationToken::new();
+    if let Some(lease) = &config.leader_election {
+        if !leader::acquire(&client, lease, &token).await {
+            return Ok(());
+        }
+        tokio::spawn(leader::hold(
+            client.clone(),
+            lease.clone(),
+            token.clone(),
+            lost.clone(),
+        ));
+        let (t, l) = (token.clone(), lost.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = l.cancelled() => t.cancel(),
+                _ = t.cancelled() => {}
+            }
+        });
+    }
     info!(pdb_v1, route = ?config.probe_route, "fleet-reconciler started");
     controller
         .graceful_shutdown_on(token.clone().cancelled_owned())
@@ -163,7 +199,21 @@ pub async fn run_with_metrics(
     ready.store(false, Ordering::Relaxed);
     token.cancel();
     info!("fleet-reconciler stopped");
+    if lost.is_cancelled() {
+        return Err(RunError::LeadershipLost);
+    }
     Ok(())
+}
+
+/// Label that assigns a FleetStack to a named reconciler.
+pub const CLASS_LABEL: &str = "fleet.nationtech.io/reconciler";
+
+/// Which FleetStacks this controller owns (see [`Config::class`]).
+pub fn class_selector(class: &Option<String>) -> String {
+    match class {
+        Some(name) => format!("{CLASS_LABEL}={name}"),
+        None => format!("!{CLASS_LABEL}"),
+    }
 }
 
 fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>

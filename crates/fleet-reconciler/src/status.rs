@@ -44,6 +44,9 @@ pub fn progressing(old: &FleetStackStatus, generation: i64, now: &Time) -> Fleet
     let mut s = old.clone();
     s.observed_generation = Some(generation);
     let msg = format!("reconciling generation {generation}");
+    // A new generation restarts the ready deadline, which is measured from
+    // Reconciling's transition time.
+    remove_condition(&mut s.conditions, RECONCILING);
     set_condition(
         &mut s.conditions,
         RECONCILING,

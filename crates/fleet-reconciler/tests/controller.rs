@@ -421,7 +421,20 @@ async fn an_unchanged_stack_costs_zero_writes_per_reconcile() {
     })
     .await;
     let writes = env.writes.entries();
-    assert!(writes.is_empty(), "an idle stack wrote: {writes:?}");
+    let history: Vec<String> = env
+        .seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .rev()
+        .take(4)
+        .map(|s| serde_json::to_string(&s.status).unwrap_or_default())
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "an idle stack wrote: {writes:?}\nlast statuses:\n{}",
+        history.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,11 +4,15 @@
 //! Environment (all optional):
 //! * `FLEET_HTTP_ADDR` (default `0.0.0.0:8080`, `off` to disable): metrics and probes;
 //! * `FLEET_WATCH_NAMESPACE`: watch one namespace instead of all;
+//! * `FLEET_RECONCILER_CLASS`: reconcile only FleetStacks labelled
+//!   `fleet.nationtech.io/reconciler=<class>` (default: only unlabelled ones);
+//! * `FLEET_LEADER_ELECTION=true` (+ `FLEET_LEASE_NAME`, `FLEET_LEASE_NAMESPACE`,
+//!   `POD_NAME`): several replicas, one leader reconciles;
 //! * `RUST_LOG` (default `info`), `FLEET_LOG_FORMAT=json`.
 
 use std::process::ExitCode;
 
-use fleet_reconciler::{Config, run};
+use fleet_reconciler::{Config, leader::LeaseConfig, run};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -35,9 +39,17 @@ async fn main() -> ExitCode {
         },
         Err(_) => {}
     }
-    config.namespace = std::env::var("FLEET_WATCH_NAMESPACE")
-        .ok()
-        .filter(|s| !s.is_empty());
+    config.namespace = env_nonempty("FLEET_WATCH_NAMESPACE");
+    config.class = env_nonempty("FLEET_RECONCILER_CLASS");
+    if std::env::var("FLEET_LEADER_ELECTION").as_deref() == Ok("true") {
+        match lease_config() {
+            Ok(lease) => config.leader_election = Some(lease),
+            Err(msg) => {
+                eprintln!("fleet-reconciler: {msg}");
+                return ExitCode::from(2);
+            }
+        }
+    }
 
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
@@ -55,6 +67,27 @@ async fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `FLEET_LEASE_NAME` (default `fleet-reconciler`), `FLEET_LEASE_NAMESPACE`
+/// (default: the pod's own namespace), identity `POD_NAME` (else hostname).
+fn lease_config() -> Result<LeaseConfig, String> {
+    let name = env_nonempty("FLEET_LEASE_NAME").unwrap_or_else(|| "fleet-reconciler".into());
+    let namespace = env_nonempty("FLEET_LEASE_NAMESPACE")
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .ok_or("FLEET_LEADER_ELECTION=true needs FLEET_LEASE_NAMESPACE (or to run in a pod)")?;
+    let identity = env_nonempty("POD_NAME")
+        .or_else(|| env_nonempty("HOSTNAME"))
+        .ok_or("FLEET_LEADER_ELECTION=true needs POD_NAME or HOSTNAME as the holder identity")?;
+    Ok(LeaseConfig::new(name, namespace, identity))
+}
+
+fn env_nonempty(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|s| !s.is_empty())
 }
 
 /// SIGTERM (Kubernetes) or Ctrl-C.

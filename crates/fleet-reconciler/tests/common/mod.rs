@@ -115,7 +115,11 @@ impl TestEnv {
                 probe_route: ProbeRoute::ClusterIp,
                 http_addr: None,
                 namespace: Some(ns.clone()),
+                // A class of our own: a controller installed in the cluster
+                // (watching unlabelled stacks) leaves the test's stacks alone.
+                class: Some(ns.clone()),
                 instance: Some(format!("test-{ns}")),
+                leader_election: None,
             };
             let (tx, rx) = oneshot::channel::<()>();
             let m = metrics.clone();
@@ -152,11 +156,19 @@ impl TestEnv {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
+    /// Creates a stack labelled for this test's controller class.
     pub async fn create(&self, name: &str, spec: FleetStackSpec) -> FleetStack {
         self.stacks()
-            .create(&PostParams::default(), &FleetStack::new(name, spec))
+            .create(&PostParams::default(), &self.stack(name, spec))
             .await
             .expect("create FleetStack")
+    }
+
+    pub fn stack(&self, name: &str, spec: FleetStackSpec) -> FleetStack {
+        let mut s = FleetStack::new(name, spec);
+        s.metadata.labels =
+            Some([(fleet_reconciler::CLASS_LABEL.to_string(), self.ns.clone())].into());
+        s
     }
 
     pub async fn get(&self, name: &str) -> FleetStack {

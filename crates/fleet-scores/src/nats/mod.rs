@@ -92,17 +92,23 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret {
         }
         apply::apply_in_order(client, &s.namespace, rest, &mut report).await?;
 
-        let mut keep: BTreeSet<String> = ordered.iter().map(|o| o.key()).collect();
-        keep.insert(format!("Secret/{}", names.credentials_secret));
-        let deleted = apply::prune(
-            client,
-            &s.namespace,
-            &s.stack,
-            COMPONENT,
-            &apply::owned_kinds(topology.serves_pdb_v1()),
-            &keep,
-        )
-        .await?;
+        // The desired set only changes when the spec does, and then some
+        // object is written too; an idle reconcile skips the LIST calls.
+        let deleted = if report.written.is_empty() {
+            Vec::new()
+        } else {
+            let mut keep: BTreeSet<String> = ordered.iter().map(|o| o.key()).collect();
+            keep.insert(format!("Secret/{}", names.credentials_secret));
+            apply::prune(
+                client,
+                &s.namespace,
+                &s.stack,
+                COMPONENT,
+                &apply::owned_kinds(topology.serves_pdb_v1()),
+                &keep,
+            )
+            .await?
+        };
 
         let probe = match (
             topology

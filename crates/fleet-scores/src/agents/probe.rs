@@ -1,0 +1,86 @@
+//! The agents' smoke probe: a NATS `ping` to every expected agent.
+//! "Pods are Ready" is not enough: this proves each agent is connected,
+//! subscribed to its own subjects and answering.
+
+use std::time::{Duration, Instant};
+
+use fleet_proto::AgentId;
+use fleet_proto::client::ping_all;
+
+use crate::score::ProbeOutcome;
+use crate::secret::Sensitive;
+
+/// Where, as whom, and which agents to ping.
+#[derive(Debug, Clone)]
+pub struct AgentsProbeTarget {
+    pub nats_url: String,
+    pub user: String,
+    pub password: Sensitive,
+    pub expected: Vec<String>,
+}
+
+/// Pings every expected agent concurrently within `deadline`. The message
+/// reads `3/3 agents answered`, or names the agents that did not answer;
+/// it holds no timings so that an unchanged fleet never rewrites status.
+pub async fn smoke_probe(target: &AgentsProbeTarget, deadline: Duration) -> ProbeOutcome {
+    let started = Instant::now();
+    let failed = |reason, message| ProbeOutcome::Failed {
+        reason,
+        message,
+        latency: started.elapsed(),
+    };
+    let mut ids = Vec::with_capacity(target.expected.len());
+    for id in &target.expected {
+        match AgentId::new(id.clone()) {
+            Ok(id) => ids.push(id),
+            Err(e) => return failed("InvalidAgentId", format!("agents: {e}")),
+        }
+    }
+    if ids.is_empty() {
+        return ProbeOutcome::Passed {
+            latency: started.elapsed(),
+            message: "0/0 agents answered (no agents requested)".into(),
+        };
+    }
+    let client = match async_nats::ConnectOptions::with_user_and_password(
+        target.user.clone(),
+        target.password.expose().to_string(),
+    )
+    .name("fleet-reconciler-agents-probe")
+    .connection_timeout(deadline)
+    .max_reconnects(Some(0))
+    .connect(&target.nats_url)
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return failed(
+                "ConnectFailed",
+                format!("agents: connect to {} as {}: {e}", target.nats_url, target.user),
+            );
+        }
+    };
+    let results = ping_all(&client, &ids, deadline).await;
+    let expected = results.len();
+    let missing: Vec<&str> = ids
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_err())
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let answered = expected - missing.len();
+    if missing.is_empty() {
+        ProbeOutcome::Passed {
+            latency: started.elapsed(),
+            message: format!("{answered}/{expected} agents answered"),
+        }
+    } else {
+        failed(
+            "AgentsMissing",
+            format!(
+                "{answered}/{expected} agents answered; missing: {}",
+                missing.join(", ")
+            ),
+        )
+    }
+}
