@@ -175,3 +175,32 @@ fn random_encrypted_payloads_and_header_keys_are_refused() {
         assert!(verifier.verify(&payload, Some(&header), NOW).is_err());
     }
 }
+
+/// The fuzz target's seed (`fuzz/seeds/request_jwt/valid_claims`: 0xFF then
+/// claims JSON, signed by the target with server key [3; 32]) must be a
+/// request the verifier accepts, or the fuzzer starts from a refusal.
+#[test]
+fn fuzz_seed_is_a_valid_request() {
+    let seed = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/seeds/request_jwt/valid_claims"
+    ))
+    .expect("seed file");
+    let (first, claims_json) = seed.split_first().expect("non-empty");
+    assert_eq!(*first, 0xFF);
+    let server = KeyPair::new_from_raw(KeyPairType::Server, [3; 32]).expect("server");
+    let mut token = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    token.push('.');
+    token.push_str(&URL_SAFE_NO_PAD.encode(claims_json));
+    let sig = server.sign(token.as_bytes()).expect("sign");
+    token.push('.');
+    token.push_str(&URL_SAFE_NO_PAD.encode(sig));
+    let verifier = RequestVerifier::new(
+        KeyPair::new_from_raw(KeyPairType::Account, [7; 32]).expect("account"),
+        None,
+    );
+    let req = verifier
+        .verify(token.as_bytes(), None, NOW)
+        .expect("seed request is valid");
+    assert_eq!(req.claims.nats.connect_opts.auth_token.expose(), "t");
+}

@@ -153,6 +153,9 @@ async fn introspect(
             None => return inactive,
         },
     };
+    if !claims.is_object() {
+        return inactive;
+    }
     let now = unix_now();
     let live = claims["exp"].as_u64().is_some_and(|exp| exp > now)
         && claims["nbf"].as_u64().is_none_or(|nbf| nbf <= now);
