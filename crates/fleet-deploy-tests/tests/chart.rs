@@ -238,6 +238,11 @@ fn deployment_defaults_are_restricted_and_probed() {
         None,
         "all namespaces by default"
     );
+    assert_eq!(
+        env_value(&r, "FLEET_RECONCILER_CLASS"),
+        None,
+        "unlabelled FleetStacks by default"
+    );
 
     // The pod runs as the chart's ServiceAccount, selected by its own labels.
     let sa = r.one("ServiceAccount");
@@ -434,6 +439,10 @@ fn nondefault_values_render_leader_election_monitoring_and_overrides() {
         env_value(&r, "FLEET_WATCH_NAMESPACE").as_deref(),
         Some("fleets")
     );
+    assert_eq!(
+        env_value(&r, "FLEET_RECONCILER_CLASS").as_deref(),
+        Some("canary")
+    );
     assert_eq!(env_value(&r, "FLEET_LOG_FORMAT").as_deref(), Some("json"));
     assert_eq!(
         env_value(&r, "FLEET_HTTP_ADDR").as_deref(),
@@ -513,6 +522,7 @@ fn schema_rejects_bad_values() {
         ),
         (&["--set", "httpPort=80"], "/httpPort"),
         (&["--set", "logFormat=xml"], "/logFormat"),
+        (&["--set", "reconcilerClass=no spaces"], "/reconcilerClass"),
         (
             &["--set", "resources.requests.cpu=lots"],
             "/resources/requests/cpu",

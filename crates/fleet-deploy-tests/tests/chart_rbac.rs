@@ -284,7 +284,9 @@ fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
     let release = format!("t-{}", ns.name);
     let port = free_ports(1)[0];
     // watchNamespace keeps this controller away from other suites' stacks
-    // on the shared cluster (and exercises FLEET_WATCH_NAMESPACE).
+    // on the shared cluster, and reconcilerClass keeps an installed
+    // controller (the e2e suites install the chart) away from ours; both
+    // exercise the chart's FLEET_WATCH_NAMESPACE / FLEET_RECONCILER_CLASS.
     let rendered = helm_template(
         &release,
         &ns.name,
@@ -293,6 +295,8 @@ fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
             &format!("httpPort={port}"),
             "--set",
             &format!("watchNamespace={}", ns.name),
+            "--set",
+            &format!("reconcilerClass={}", ns.name),
         ],
     )
     .expect("renders");
@@ -346,8 +350,12 @@ fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
     });
 
     // 4. A stack: every NATS child is created by server-side apply.
-    let stack = "apiVersion: fleet.nationtech.io/v1alpha1\nkind: FleetStack\nmetadata:\n  name: rbac\nspec:\n  nats:\n    replicas: 1\n";
-    k.run_ok(&["-n", &ns.name, "apply", "-f", "-"], Some(stack))
+    let stack = format!(
+        "apiVersion: fleet.nationtech.io/v1alpha1\nkind: FleetStack\nmetadata:\n  name: rbac\n  \
+         labels:\n    fleet.nationtech.io/reconciler: {}\nspec:\n  nats:\n    replicas: 1\n",
+        ns.name
+    );
+    k.run_ok(&["-n", &ns.name, "apply", "-f", "-"], Some(&stack))
         .expect("FleetStack applies");
     let get_status = || {
         k.run_ok(
@@ -582,6 +590,8 @@ fn two_replicas_elect_a_leader_with_the_charts_lease_role() {
             "replicas=2",
             "--set",
             &format!("watchNamespace={}", ns.name),
+            "--set",
+            &format!("reconcilerClass={}", ns.name),
         ],
     )
     .expect("renders");
@@ -652,8 +662,12 @@ fn two_replicas_elect_a_leader_with_the_charts_lease_role() {
         http_get(port_b, "/readyz").filter(|(s, _)| *s == 200)
     });
 
-    let stack = "apiVersion: fleet.nationtech.io/v1alpha1\nkind: FleetStack\nmetadata:\n  name: led\nspec: {}\n";
-    k.run_ok(&["-n", &ns.name, "apply", "-f", "-"], Some(stack))
+    let stack = format!(
+        "apiVersion: fleet.nationtech.io/v1alpha1\nkind: FleetStack\nmetadata:\n  name: led\n  \
+         labels:\n    fleet.nationtech.io/reconciler: {}\nspec: {{}}\n",
+        ns.name
+    );
+    k.run_ok(&["-n", &ns.name, "apply", "-f", "-"], Some(&stack))
         .expect("FleetStack applies");
     let observed = |generation: i64| {
         k.run_ok(
