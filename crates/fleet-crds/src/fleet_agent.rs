@@ -1,0 +1,99 @@
+//! `FleetAgent`: one object per agent seen on NATS, written only by the
+//! fleet-operator runtime (docs/adr/0050-fleet-agent-inventory-writes.md).
+//!
+//! The spec holds the agent's identity; everything observed lives in the
+//! status. The status changes only when something a user or a GitOps tool
+//! acts on changes (connected flips, version, labels), never on every
+//! heartbeat, so an idle fleet produces no API writes.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+
+/// An agent of the fleet, as reported by its heartbeats.
+#[derive(CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
+#[kube(
+    group = "fleet.nationtech.io",
+    version = "v1alpha1",
+    kind = "FleetAgent",
+    namespaced,
+    status = "FleetAgentStatus",
+    shortname = "fa",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "An agent of the fleet, maintained by the fleet-operator from the agent's NATS heartbeats.",
+    printcolumn = r#"{"name":"Agent","type":"string","jsonPath":".spec.agentId"}"#,
+    printcolumn = r#"{"name":"Connected","type":"boolean","jsonPath":".status.connected"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version"}"#,
+    printcolumn = r#"{"name":"Last-Heartbeat","type":"date","jsonPath":".status.lastHeartbeatTime"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetAgentSpec {
+    /// The agent's id on NATS (`fleet.agent.<agentId>.>`). The object name is
+    /// derived from it; ids that are not valid object names (upper case,
+    /// `_`) get a hash suffix, so this field is the authoritative id.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    pub agent_id: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetAgentStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Whether heartbeats arrive: false once `missedHeartbeats` reached the
+    /// operator's threshold.
+    #[serde(default)]
+    pub connected: bool,
+    /// The latest heartbeat received when this status was written (receive
+    /// time, operator clock). Not refreshed on every heartbeat: while
+    /// `connected` is true, heartbeats keep arriving on time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat_time: Option<Time>,
+    /// Agent software version from its heartbeat.
+    #[serde(default)]
+    pub version: String,
+    /// Labels the agent reports (its `FLEET_AGENT_LABELS`); FleetCommand
+    /// selectors match these.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Heartbeat interval the agent declares, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval_millis: Option<i64>,
+    /// Heartbeats missed in a row when this status was written.
+    #[serde(default)]
+    pub missed_heartbeats: i32,
+    /// `Ready`: True while connected, False (reason `HeartbeatsMissed`) after.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Condition list schema (`metav1.Condition`, `listType=map` keyed by
+/// `type`), shared by FleetAgent and FleetCommand. Same shape as the
+/// FleetStack one in `status.rs`, which is private to that module.
+pub(crate) fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+        "items": {
+            "type": "object",
+            "required": ["type", "status", "lastTransitionTime", "reason", "message"],
+            "properties": {
+                "type": {"type": "string", "maxLength": 316},
+                "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+                "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+                "lastTransitionTime": {"type": "string", "format": "date-time"},
+                "reason": {"type": "string", "maxLength": 1024},
+                "message": {"type": "string", "maxLength": 32768}
+            }
+        }
+    })
+}
