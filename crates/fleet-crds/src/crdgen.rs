@@ -5,11 +5,11 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::FleetStack;
+use crate::{FleetAgent, FleetCommand, FleetStack};
 
 /// Every CRD of the project, in a stable order.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![FleetStack::crd()]
+    vec![FleetStack::crd(), FleetAgent::crd(), FleetCommand::crd()]
 }
 
 #[derive(Debug, thiserror::Error)]

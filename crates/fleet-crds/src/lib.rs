@@ -10,10 +10,17 @@
 //!   and the drift test use it).
 
 pub mod crdgen;
+pub mod fleet_agent;
+pub mod fleet_command;
 pub mod stack;
 pub mod status;
 pub mod validate;
 
+pub use fleet_agent::{FleetAgent, FleetAgentSpec, FleetAgentStatus};
+pub use fleet_command::{
+    AgentOutcome, AgentResult, CommandSummary, FleetCommand, FleetCommandName, FleetCommandSpec,
+    FleetCommandStatus,
+};
 pub use stack::*;
 pub use status::*;
 pub use validate::{SpecError, validate_spec};
