@@ -299,3 +299,109 @@ fn argocd_cm_patch_is_in_sync() {
         );
     }
 }
+
+/// Argo CD and Flux read the same FleetStack status; they must not tell a
+/// user different stories. Every status the reconciler's contract allows
+/// (`fleet_reconciler::kstatus::check_contract`: Ready/Reconciling/Stalled/
+/// Paused present or not, each True/False/Unknown where meaningful, status
+/// and condition generations current or one behind) goes through both the
+/// reconciler's kstatus computation (what Flux concludes) and health.lua.
+#[test]
+fn fleetstack_health_agrees_with_kstatus_on_every_contract_status() {
+    use fleet_crds::FleetStackStatus;
+    use fleet_reconciler::kstatus::{KStatus, check_contract, compute};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    let generation = 2_i64;
+    let at = Time(k8s_openapi::jiff::Timestamp::from_second(1_790_000_000).expect("time"));
+    let mut checked = 0;
+    for ready in [None, Some("True"), Some("False"), Some("Unknown")] {
+        for reconciling in [None, Some("True")] {
+            for stalled in [None, Some("True")] {
+                for paused in [None, Some("True")] {
+                    for observed in [None, Some(1_i64), Some(2)] {
+                        let present: Vec<(&str, &str)> = [
+                            ("Ready", ready),
+                            ("Reconciling", reconciling),
+                            ("Stalled", stalled),
+                            ("Paused", paused),
+                        ]
+                        .into_iter()
+                        .filter_map(|(t, s)| s.map(|s| (t, s)))
+                        .collect();
+                        // Each condition's own generation: current or one behind.
+                        for mask in 0..(1_u32 << present.len()) {
+                            let conditions: Vec<Condition> = present
+                                .iter()
+                                .enumerate()
+                                .map(|(i, (t, s))| Condition {
+                                    type_: t.to_string(),
+                                    status: s.to_string(),
+                                    reason: "Because".into(),
+                                    message: format!("{t} is {s}"),
+                                    observed_generation: Some(if mask >> i & 1 == 1 {
+                                        generation - 1
+                                    } else {
+                                        generation
+                                    }),
+                                    last_transition_time: at.clone(),
+                                })
+                                .collect();
+                            let status = FleetStackStatus {
+                                observed_generation: observed,
+                                conditions,
+                                ..Default::default()
+                            };
+                            if check_contract(Some(generation), &status).is_err() {
+                                continue;
+                            }
+                            let kstatus = compute(Some(generation), false, Some(&status));
+                            let lagging = status.conditions.iter().any(|c| {
+                                c.type_ != "Paused" && c.observed_generation != Some(generation)
+                            });
+                            for spec_paused in [false, true] {
+                                let obj = serde_json::json!({
+                                    "apiVersion": "fleet.nationtech.io/v1alpha1",
+                                    "kind": "FleetStack",
+                                    "metadata": {"name": "x", "namespace": "n", "generation": generation},
+                                    "spec": {"paused": spec_paused},
+                                    "status": serde_json::to_value(&status).expect("status json"),
+                                });
+                                let hs = evaluate("FleetStack", &obj)
+                                    .unwrap_or_else(|e| panic!("Lua error on {obj}: {e}"));
+                                let case = format!("{hs:?} vs kstatus {kstatus:?} for {obj}");
+                                assert!(!hs.message.is_empty(), "empty message: {case}");
+                                checked += 1;
+                                if spec_paused {
+                                    assert_eq!(hs.status, "Suspended", "{case}");
+                                    continue;
+                                }
+                                // Argo never calls Healthy what Flux still waits on.
+                                if hs.status == "Healthy" {
+                                    assert_eq!(kstatus, KStatus::Current, "{case}");
+                                }
+                                if observed != Some(generation) || lagging {
+                                    // A status (or a condition) about an older
+                                    // generation says nothing about this one.
+                                    assert_eq!(hs.status, "Progressing", "{case}");
+                                    continue;
+                                }
+                                match kstatus {
+                                    KStatus::Failed => assert_eq!(hs.status, "Degraded", "{case}"),
+                                    KStatus::Current if ready == Some("True") => {
+                                        assert_eq!(hs.status, "Healthy", "{case}")
+                                    }
+                                    KStatus::InProgress if reconciling.is_some() => {
+                                        assert_eq!(hs.status, "Progressing", "{case}")
+                                    }
+                                    _ => assert_ne!(hs.status, "Healthy", "{case}"),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked >= 100, "only {checked} contract-valid cases");
+}

@@ -7,9 +7,12 @@
 --   no status yet                                   -> Progressing
 --   status or a condition describes an older generation -> Progressing
 --   Stalled=True (invalid spec, not Ready in time)  -> Degraded
+--   Reconciling=True                                -> Progressing
 --   Ready=True                                      -> Healthy
---   Reconciling=True or Ready=Unknown/absent        -> Progressing
 --   Ready=False (a smoke probe fails on a stack that had converged) -> Degraded
+--   Ready=Unknown or absent                         -> Progressing
+-- Stalled comes before Reconciling (kstatus has them the other way round)
+-- so a stack past its ready deadline shows as Degraded in Argo CD.
 -- Written for Lua 5.1 (Argo CD runs gopher-lua).
 local hs = {}
 
@@ -85,19 +88,22 @@ if stalled ~= nil and stalled.status == "True" then
   return hs
 end
 
-if ready ~= nil and ready.status == "True" then
-  hs.status = "Healthy"
-  hs.message = describe(ready)
-  return hs
-end
-
+-- Before Ready, as kstatus does: work in progress is never Healthy, even
+-- next to a Ready=True left from before (the contract forbids that pair,
+-- but a check must not trust what it checks).
 if reconciling ~= nil and reconciling.status == "True" then
   hs.status = "Progressing"
-  if ready ~= nil then
+  if ready ~= nil and ready.status ~= "True" then
     hs.message = describe(ready)
   else
     hs.message = describe(reconciling)
   end
+  return hs
+end
+
+if ready ~= nil and ready.status == "True" then
+  hs.status = "Healthy"
+  hs.message = describe(ready)
   return hs
 end
 
