@@ -47,6 +47,35 @@ async fn connect_once(url: &str, auth: &Auth) -> Duration {
     elapsed
 }
 
+/// CPU time (user + system) consumed so far by process `pid` ("self" for
+/// this one), from /proc; Linux only, `None` elsewhere.
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields overall, in clock ticks (USER_HZ, 100 on Linux).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Runs `f` and reports the CPU it cost in the server process `server_pid`
+/// and in this process (clients, and the callout when in-process).
+async fn with_cpu<F: std::future::Future<Output = Run>>(
+    server_pid: u32,
+    f: F,
+) -> (Run, Duration, Duration) {
+    let pid = server_pid.to_string();
+    let (s0, b0) = (cpu_time(&pid), cpu_time("self"));
+    let run = f.await;
+    let (s1, b1) = (cpu_time(&pid), cpu_time("self"));
+    let diff = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => Duration::ZERO,
+    };
+    (run, diff(s0, s1), diff(b0, b1))
+}
+
 struct Run {
     per_second: f64,
     p50: Duration,
@@ -128,8 +157,18 @@ async fn main() {
     let seq_total = total / 2;
     let p_seq = measure(&plain.url(), &plain_auth, seq_total, 1).await;
     let c_seq = measure(&stack.nats.url(), &callout, seq_total, 1).await;
-    let p_par = measure(&plain.url(), &plain_auth, total, concurrency).await;
-    let c_par = measure(&stack.nats.url(), &callout, total, concurrency).await;
+    let plain_pid = plain.pid().expect("plain server running");
+    let callout_pid = stack.nats.pid().expect("callout server running");
+    let (p_par, p_srv, p_self) = with_cpu(
+        plain_pid,
+        measure(&plain.url(), &plain_auth, total, concurrency),
+    )
+    .await;
+    let (c_par, c_srv, c_self) = with_cpu(
+        callout_pid,
+        measure(&stack.nats.url(), &callout, total, concurrency),
+    )
+    .await;
 
     print("plain user/password, sequential", &p_seq);
     print("callout token, sequential", &c_seq);
@@ -147,6 +186,23 @@ async fn main() {
         "p99 through the callout: sequential {:.2} ms, parallel {:.2} ms (target <= 20 ms)",
         c_seq.p99.as_secs_f64() * 1e3,
         c_par.p99.as_secs_f64() * 1e3
+    );
+    // Under parallel load the machine's cores are the limit, so connects/s
+    // follows the CPU each connect costs.
+    let per = |d: Duration| d.as_secs_f64() * 1e3 / total as f64;
+    println!(
+        "CPU per connect (parallel run): plain: server {:.3} ms + bench process {:.3} ms; \
+         callout: server {:.3} ms + bench process incl. callout {:.3} ms",
+        per(p_srv),
+        per(p_self),
+        per(c_srv),
+        per(c_self)
+    );
+    println!(
+        "cores available: {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     );
     println!(
         "JWKS fetches during the measurement: {} (cached)",
