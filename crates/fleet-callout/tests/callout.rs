@@ -619,3 +619,54 @@ async fn made_up_kids_do_not_hammer_the_issuer() {
         .await
         .expect("the real key still works");
 }
+
+/// The pattern agents should use: `with_auth_callback` fetches a fresh token
+/// on every (re)connect. When the user JWT expires with the token, the
+/// server disconnects the agent, the client reconnects with a new token and
+/// its subscriptions keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_reconnects_with_a_fresh_token_after_expiry() {
+    let stack = Stack::start(StackOptions {
+        token_lifetime: Duration::from_secs(3),
+        ..StackOptions::default()
+    })
+    .await;
+    let issuer_url = stack.issuer.url().to_string();
+    let fetched = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = fetched.clone();
+    let agent = async_nats::ConnectOptions::with_auth_callback(move |_nonce| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Spawned so the callback's future is Sync, as async-nats requires.
+        let fetch = tokio::spawn(common::fetch_token_owned(issuer_url.clone()));
+        async move {
+            let token = fetch
+                .await
+                .map_err(|e| async_nats::AuthError::new(e.to_string()))?;
+            let mut auth = async_nats::Auth::new();
+            auth.token = Some(token);
+            Ok(auth)
+        }
+    })
+    .connect(stack.nats.url())
+    .await
+    .expect("agent connects");
+    let _server = serve_ping(&agent, "agent-a").await;
+    let operator = stack.operator().await;
+    assert_eq!(
+        request_until_answered(&operator, "fleet.agent.agent-a.cmd.ping").await,
+        "pong from agent-a"
+    );
+
+    // Past the first token's expiry (3 s, plus the 1 s granularity of exp).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while stack.metrics.decisions("allowed", "ok") < 2 {
+        assert!(Instant::now() < deadline, "the agent never reconnected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(fetched.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert_eq!(
+        request_until_answered(&operator, "fleet.agent.agent-a.cmd.ping").await,
+        "pong from agent-a",
+        "the agent's subscription survives the reconnect"
+    );
+}

@@ -34,8 +34,10 @@ pub struct StackOptions {
     pub max_user_lifetime: Duration,
     /// nats-server `authorization.timeout`.
     pub auth_timeout_secs: u64,
-    /// Connections the callout serves on (like `FLEET_CALLOUT_CONNECTIONS`).
+    /// Connections the callout serves on (one `serve` call each).
     pub connections: usize,
+    /// Lifetime of the tokens the issuer's token endpoint hands out.
+    pub token_lifetime: Duration,
 }
 
 impl Default for StackOptions {
@@ -50,6 +52,7 @@ impl Default for StackOptions {
             max_user_lifetime: Duration::from_secs(3600),
             auth_timeout_secs: 2,
             connections: 1,
+            token_lifetime: Duration::from_secs(300),
         }
     }
 }
@@ -103,6 +106,7 @@ impl Stack {
             audience: AUDIENCE.into(),
             alg: opts.alg,
             opaque_tokens: opts.opaque_tokens,
+            token_lifetime: opts.token_lifetime,
             ..IssuerConfig::default()
         })
         .await
@@ -199,22 +203,7 @@ impl Stack {
 
     /// A token from the issuer's token endpoint (client_credentials over HTTP).
     pub async fn token_for(&self, client_id: &str, secret: &str) -> String {
-        let body: serde_json::Value = reqwest::Client::new()
-            .post(format!("{}/oauth/v2/token", self.issuer.url()))
-            .basic_auth(client_id, Some(secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .expect("token request")
-            .error_for_status()
-            .expect("token granted")
-            .json()
-            .await
-            .expect("token json");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_string()
+        fetch_token(self.issuer.url(), client_id, secret).await
     }
 
     pub async fn connect_with_token(
@@ -239,6 +228,32 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// A token from `issuer_url`'s token endpoint (client_credentials over HTTP),
+/// as an agent obtains it.
+pub async fn fetch_token(issuer_url: &str, client_id: &str, secret: &str) -> String {
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(format!("{issuer_url}/oauth/v2/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token request")
+        .error_for_status()
+        .expect("token granted")
+        .json()
+        .await
+        .expect("token json");
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+/// [`fetch_token`] for agent-a, with owned arguments (for spawned tasks).
+pub async fn fetch_token_owned(issuer_url: String) -> String {
+    fetch_token(&issuer_url, "agent-a", "secret-a").await
 }
 
 /// Connects with token auth and no reconnect retries; `events`, if given,
