@@ -3,7 +3,7 @@
 //!
 //! # What an agent needs, and nothing more
 //!
-//! The agent protocol (see the fleet-agent crate) uses, for agent `<id>`:
+//! The agent protocol (`fleet_proto::subjects`) uses, for agent `<id>`:
 //! - **commands in**: the operator sends requests to `fleet.agent.<id>.cmd.<command>`;
 //!   the agent subscribes to them -> *subscribe* `fleet.agent.<id>.>`;
 //! - **replies out**: the agent answers on the request's reply subject
@@ -19,92 +19,46 @@
 //! ever must, give it a private inbox prefix such as `_INBOX.agent.<id>` rather
 //! than `_INBOX.>`, which would let it read every requester's replies.
 
+use fleet_proto::subjects::{agent_wildcard, command_wildcard};
+pub use fleet_proto::{AgentId, AgentIdError};
+
 use crate::claims::{
     Claims, NATS_JWT_VERSION, Permission, ResponsePermission, USER_TYPE, UserNats,
 };
 
-/// Longest agent id accepted (Kubernetes pod names are at most 63).
-pub const MAX_AGENT_ID_LEN: usize = 64;
-
 /// How long after receiving a request an agent may reply to it.
 pub const REPLY_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Why no agent id could be taken from a valid token. Agent ids are the
+/// shared [`fleet_proto::AgentId`]: `[A-Za-z0-9_-]{1,64}`, one subject token,
+/// so the ids the callout grants are exactly the ids agents can use.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdentityError {
     #[error("token has no string claim {claim:?} to take the agent id from")]
     MissingClaim { claim: String },
-    #[error("agent id from claim {claim:?} is empty")]
-    Empty { claim: String },
-    #[error("agent id from claim {claim:?} is {len} characters, above {MAX_AGENT_ID_LEN}")]
-    TooLong { claim: String, len: usize },
-    /// The id is untrusted input; only its first bad character is reported.
-    #[error(
-        "agent id from claim {claim:?} contains {bad:?}; only ASCII letters, digits, '-' and '_' are allowed in a NATS subject token"
-    )]
-    BadCharacter { claim: String, bad: char },
+    #[error("claim {claim:?} is not a valid agent id: {source}")]
+    Invalid {
+        claim: String,
+        #[source]
+        source: AgentIdError,
+    },
 }
 
-/// An agent id that is safe to splice into a NATS subject as one token:
-/// non-empty, at most [`MAX_AGENT_ID_LEN`] characters of `[A-Za-z0-9_-]`.
-/// This rules out `.` (token separator), `*` and `>` (wildcards), whitespace
-/// and control characters, and `$`-prefixed system-looking names.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct AgentId(String);
-
-impl AgentId {
-    /// Validates `value`; `claim` only names its source in errors.
-    pub fn parse(value: &str, claim: &str) -> Result<Self, IdentityError> {
-        if value.is_empty() {
-            return Err(IdentityError::Empty {
-                claim: claim.to_string(),
-            });
-        }
-        let len = value.chars().count();
-        if len > MAX_AGENT_ID_LEN {
-            return Err(IdentityError::TooLong {
-                claim: claim.to_string(),
-                len,
-            });
-        }
-        if let Some(bad) = value
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
-        {
-            return Err(IdentityError::BadCharacter {
-                claim: claim.to_string(),
-                bad,
-            });
-        }
-        Ok(AgentId(value.to_string()))
-    }
-
-    /// Takes the id from the string claim `claim` of a validated token.
-    pub fn from_claims(
-        claims: &serde_json::Map<String, serde_json::Value>,
-        claim: &str,
-    ) -> Result<Self, IdentityError> {
-        match claims.get(claim).and_then(serde_json::Value::as_str) {
-            Some(v) => AgentId::parse(v, claim),
-            None => Err(IdentityError::MissingClaim {
-                claim: claim.to_string(),
-            }),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// `fleet.agent.<id>.>`: every subject of this agent.
-    pub fn subjects(&self) -> String {
-        format!("fleet.agent.{}.>", self.0)
-    }
-}
-
-impl std::fmt::Display for AgentId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Takes the agent id from the string claim `claim` of a validated token.
+pub fn agent_id_from_claims(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    claim: &str,
+) -> Result<AgentId, IdentityError> {
+    let value = claims
+        .get(claim)
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| IdentityError::MissingClaim {
+            claim: claim.to_string(),
+        })?;
+    AgentId::new(value).map_err(|source| IdentityError::Invalid {
+        claim: claim.to_string(),
+        source,
+    })
 }
 
 /// The user JWT claims for `agent`'s connection: subject `user_nkey` (from
@@ -116,13 +70,13 @@ pub fn agent_user_claims(
     target_account: &str,
     exp: i64,
 ) -> Claims<UserNats> {
-    let own = agent.subjects();
+    let own = agent_wildcard(agent);
     let mut claims = Claims::new(
         user_nkey,
         UserNats {
             publish: Permission {
                 allow: vec![own.clone()],
-                deny: vec![format!("fleet.agent.{agent}.cmd.>")],
+                deny: vec![command_wildcard(agent)],
             },
             subscribe: Permission {
                 allow: vec![own],
@@ -149,69 +103,67 @@ pub fn agent_user_claims(
 mod tests {
     use super::*;
 
-    #[test]
-    fn accepts_subject_safe_ids() {
-        for ok in ["agent-1", "A_b-9", "278923748923748923", &"x".repeat(64)] {
-            assert!(AgentId::parse(ok, "sub").is_ok(), "{ok}");
-        }
+    fn map(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_value(v).expect("map")
     }
 
     #[test]
-    fn rejects_ids_that_would_escape_their_subject() {
-        for (bad, ch) in [
-            ("a.b", '.'),
-            ("*", '*'),
-            (">", '>'),
-            ("a b", ' '),
-            ("a\tb", '\t'),
-            ("a\nb", '\n'),
-            ("$SYS", '$'),
-            ("agent@project", '@'),
-            ("é", 'é'),
-        ] {
-            assert_eq!(
-                AgentId::parse(bad, "sub"),
-                Err(IdentityError::BadCharacter {
-                    claim: "sub".into(),
-                    bad: ch
-                }),
-                "{bad:?}"
-            );
-        }
-        assert!(matches!(
-            AgentId::parse("", "sub"),
-            Err(IdentityError::Empty { .. })
-        ));
-        assert!(matches!(
-            AgentId::parse(&"x".repeat(65), "sub"),
-            Err(IdentityError::TooLong { len: 65, .. })
-        ));
-    }
-
-    #[test]
-    fn reads_the_configured_claim() {
-        let claims: serde_json::Map<_, _> =
-            serde_json::from_value(serde_json::json!({"sub": "s1", "agent": "a-1", "n": 5}))
-                .expect("map");
+    fn takes_subject_safe_ids_from_the_configured_claim() {
+        let claims = map(serde_json::json!({
+            "sub": "278923748923748923", "agent": "agent-1", "n": 5, "bad": "a.b"
+        }));
         assert_eq!(
-            AgentId::from_claims(&claims, "sub").expect("sub").as_str(),
-            "s1"
+            agent_id_from_claims(&claims, "sub").expect("sub").as_str(),
+            "278923748923748923"
         );
         assert_eq!(
-            AgentId::from_claims(&claims, "agent")
+            agent_id_from_claims(&claims, "agent")
                 .expect("agent")
                 .as_str(),
-            "a-1"
+            "agent-1"
         );
         assert!(matches!(
-            AgentId::from_claims(&claims, "n"),
+            agent_id_from_claims(&claims, "n"),
+            Err(IdentityError::MissingClaim { .. })
+        ));
+        assert!(matches!(
+            agent_id_from_claims(&claims, "missing"),
             Err(IdentityError::MissingClaim { .. })
         ));
     }
 
     #[test]
+    fn rejects_ids_that_would_escape_their_subject() {
+        for bad in [
+            "a.b",
+            "*",
+            ">",
+            "a b",
+            "a\tb",
+            "a\nb",
+            "$SYS",
+            "agent@project",
+            "é",
+            "",
+        ] {
+            let claims = map(serde_json::json!({ "sub": bad }));
+            assert!(
+                matches!(
+                    agent_id_from_claims(&claims, "sub"),
+                    Err(IdentityError::Invalid { .. })
+                ),
+                "{bad:?} accepted"
+            );
+        }
+        let long = map(serde_json::json!({ "sub": "x".repeat(65) }));
+        assert!(agent_id_from_claims(&long, "sub").is_err());
+        let max = map(serde_json::json!({ "sub": "x".repeat(64) }));
+        assert!(agent_id_from_claims(&max, "sub").is_ok());
+    }
+
+    #[test]
     fn permissions_are_limited_to_the_agent() {
-        let id = AgentId::parse("a1", "sub").expect("id");
+        let id = AgentId::new("a1").expect("id");
         let c = agent_user_claims(&id, "UKEY", "FLEET", 99);
         assert_eq!(c.nats.subscribe.allow, vec!["fleet.agent.a1.>"]);
         assert_eq!(c.nats.publish.allow, vec!["fleet.agent.a1.>"]);

@@ -30,7 +30,7 @@ pub mod request;
 pub mod secret;
 pub mod service;
 
-pub use agent::{AgentId, IdentityError};
+pub use agent::{AgentId, IdentityError, agent_id_from_claims};
 pub use config::{ConfigError, Settings};
 pub use metrics::Metrics;
 pub use oidc::{ClientCredentials, OidcConfig, OidcValidator, TokenError};

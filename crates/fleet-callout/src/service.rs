@@ -9,7 +9,7 @@ use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{AgentId, IdentityError, agent_user_claims};
+use crate::agent::{AgentId, IdentityError, agent_id_from_claims, agent_user_claims};
 use crate::claims::{self, AuthorizationResponse};
 use crate::metrics::Metrics;
 use crate::oidc::{OidcValidator, TokenError};
@@ -199,7 +199,7 @@ impl Callout {
     ) -> Result<(AgentId, String), Denial> {
         let token = request.claims.nats.connect_opts.auth_token.expose();
         let validated = self.oidc.validate(token).await?;
-        let agent = AgentId::from_claims(&validated.claims, &self.policy.identity_claim)?;
+        let agent = agent_id_from_claims(&validated.claims, &self.policy.identity_claim)?;
         let max = now.saturating_add(
             i64::try_from(self.policy.max_user_lifetime.as_secs()).unwrap_or(i64::MAX),
         );
