@@ -56,8 +56,9 @@ pub struct FleetAgentStatus {
     /// `connected` is true, heartbeats keep arriving on time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_heartbeat_time: Option<Time>,
-    /// Agent software version from its heartbeat.
-    #[serde(default)]
+    /// Agent software version from its heartbeat. (No `serde(default)`:
+    /// an empty-string default renders as a schema default the API server
+    /// rejects.)
     pub version: String,
     /// Labels the agent reports (its `FLEET_AGENT_LABELS`); FleetCommand
     /// selectors match these.
