@@ -670,3 +670,39 @@ async fn agent_reconnects_with_a_fresh_token_after_expiry() {
         "the agent's subscription survives the reconnect"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_in_the_queue_group_share_the_load() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let stop_replica = tokio_util::sync::CancellationToken::new();
+    let replica = stack.start_replica(stop_replica.clone()).await;
+    let token = stack.token_for("agent-a", "secret-a").await;
+    for _ in 0..30 {
+        stack.connect_with_token(&token).await.expect("connects");
+    }
+    let (first, second) = (
+        stack.metrics.decisions("allowed", "ok"),
+        replica.decisions("allowed", "ok"),
+    );
+    // Each request goes to exactly one member; a random split of 30 leaves
+    // one replica idle with probability 2^-29.
+    assert_eq!(first + second, 30, "every connect decided exactly once");
+    assert!(
+        first > 0 && second > 0,
+        "load not shared: {first} / {second}"
+    );
+
+    // With one replica gone, the other carries on alone.
+    stop_replica.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..5 {
+        stack
+            .connect_with_token(&token)
+            .await
+            .expect("connects with one replica");
+    }
+    assert_eq!(
+        stack.metrics.decisions("allowed", "ok") + replica.decisions("allowed", "ok"),
+        35
+    );
+}

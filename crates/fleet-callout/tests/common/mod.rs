@@ -62,6 +62,8 @@ pub struct Stack {
     pub nats: NatsServer,
     pub callout: Arc<Callout>,
     pub metrics: Metrics,
+    /// Seed of the issuer account (for building more callout replicas).
+    pub account_seed: String,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     connections: usize,
@@ -135,6 +137,7 @@ impl Stack {
             });
         }
         let oidc = OidcValidator::new(oidc_cfg, metrics.clone()).expect("oidc client");
+        let account_seed = account.seed().expect("account seed");
         let verifier = RequestVerifier::new(account, xkey);
         let callout = Arc::new(Callout::new(
             verifier,
@@ -150,6 +153,7 @@ impl Stack {
             nats,
             callout,
             metrics,
+            account_seed,
             shutdown: CancellationToken::new(),
             tasks: Vec::new(),
             connections: opts.connections.max(1),
@@ -211,6 +215,50 @@ impl Stack {
         token: &str,
     ) -> Result<async_nats::Client, async_nats::ConnectError> {
         connect_with_token(&self.nats.url(), token, None).await
+    }
+
+    /// Another callout replica with the same keys and issuer (plaintext
+    /// requests only), serving in the same queue group until `shutdown`.
+    pub async fn start_replica(&self, shutdown: CancellationToken) -> Metrics {
+        let metrics = Metrics::new();
+        let oidc = OidcValidator::new(
+            OidcConfig::new(self.issuer.url(), AUDIENCE),
+            metrics.clone(),
+        )
+        .expect("oidc client");
+        let verifier = RequestVerifier::new(
+            KeyPair::from_seed(&self.account_seed).expect("account key"),
+            None,
+        );
+        let replica = Arc::new(Callout::new(
+            verifier,
+            oidc,
+            Policy::default(),
+            metrics.clone(),
+        ));
+        replica.oidc().warm_up().await.expect("replica warms up");
+        let client = async_nats::ConnectOptions::with_user_and_password(
+            AUTH_USER.into(),
+            AUTH_PASSWORD.into(),
+        )
+        .connect(self.nats.url())
+        .await
+        .expect("replica connects");
+        let r = replica.clone();
+        tokio::spawn(async move {
+            r.serve(client, "fleet-callout", shutdown)
+                .await
+                .expect("replica serves");
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !replica.is_ready() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "replica never ready"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        metrics
     }
 
     pub async fn operator(&self) -> async_nats::Client {
