@@ -265,6 +265,21 @@ pub struct AgentsSpec {
     /// Extra labels for agent pods (and their fleet identity).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Compute resources of each agent container (small defaults when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ComputeResources>,
+}
+
+impl Default for AgentsSpec {
+    fn default() -> Self {
+        AgentsSpec {
+            target: AgentTarget::Pod,
+            replicas: 1,
+            image: default_agent_image(),
+            labels: BTreeMap::new(),
+            resources: None,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema, Default)]

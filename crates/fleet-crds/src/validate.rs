@@ -265,6 +265,7 @@ mod tests {
                 replicas: 1,
                 image: "x".into(),
                 labels: BTreeMap::new(),
+                resources: None,
             }),
             ..Default::default()
         };
@@ -285,6 +286,7 @@ mod tests {
                 replicas: 2,
                 image: "x".into(),
                 labels,
+                resources: None,
             }),
             ..Default::default()
         };

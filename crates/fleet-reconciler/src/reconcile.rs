@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use fleet_crds::{AgentsStatus, FleetStack, FleetStackStatus, validate_spec};
 use fleet_scores::{
-    Interpret, InterpretError, K8sTopology, KubernetesTopology, ProbeOutcome, Score, apply,
-    nats::FleetNatsScore,
+    Interpret, InterpretError, K8sTopology, KubernetesTopology, ProbeOutcome, Score,
+    agents::FleetAgentScore, apply, nats::FleetNatsScore,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::{
@@ -127,13 +127,14 @@ pub async fn reconcile(
             namespace: namespace.clone(),
             name: name.clone(),
         })?;
-    let results = run_components(&stack, &ctx, owner, &current).await?;
+    let (results, agent_units) = run_components(&stack, &ctx, owner, &current).await?;
 
-    let agents = stack
-        .spec
-        .agents
-        .as_ref()
-        .map(|a| AgentsStatus::new(a.replicas, 0));
+    // Agents that answered the smoke probe, out of the desired replicas (0
+    // answered while the probe could not run, e.g. NATS not Ready yet).
+    let agents = stack.spec.agents.as_ref().map(|a| {
+        let (ready, desired) = agent_units.unwrap_or((0, a.replicas));
+        AgentsStatus::new(desired, ready)
+    });
     let deadline =
         Duration::from_secs(u64::try_from(stack.spec.probe.ready_deadline_seconds).unwrap_or(600));
     let new = status::finished(&current, generation, &results, agents, deadline, &now());
@@ -176,7 +177,7 @@ async fn run_components(
     ctx: &Context,
     owner: OwnerReference,
     current: &FleetStackStatus,
-) -> Result<Vec<ComponentResult>, ReconcileError> {
+) -> Result<(Vec<ComponentResult>, Option<(i32, i32)>), ReconcileError> {
     let namespace = stack.namespace().unwrap_or_default();
     let name = stack.name_any();
     let probe_timeout =
@@ -184,17 +185,18 @@ async fn run_components(
     let mut results = Vec::new();
     // The first component that is not Ready blocks every later one.
     let mut blocked_by: Option<&'static str> = None;
+    let mut agent_units = None;
 
     match &stack.spec.nats {
         Some(spec) => {
             let score = FleetNatsScore {
                 stack: name.clone(),
                 namespace: namespace.clone(),
-                owner,
+                owner: owner.clone(),
                 spec: spec.clone(),
                 probe_timeout,
             };
-            let result = run_score(ctx, &score, "NatsReady").await;
+            let (result, _) = run_score(ctx, &score, "NatsReady").await;
             if result.state != ComponentState::Ready {
                 blocked_by = Some(result.component);
             }
@@ -208,15 +210,27 @@ async fn run_components(
             prune_absent(ctx, &namespace, &name, component, current).await?;
             continue;
         }
-        let result = match blocked_by {
-            Some(dep) => ComponentResult {
+        let result = match (blocked_by, &stack.spec.agents) {
+            (Some(dep), _) => ComponentResult {
                 component,
                 condition,
                 state: ComponentState::Waiting,
                 reason: "DependencyNotReady".into(),
                 message: format!("waiting for {dep} to be Ready"),
             },
-            None => ComponentResult {
+            (None, Some(spec)) if component == "agents" => {
+                let score = FleetAgentScore {
+                    stack: name.clone(),
+                    namespace: namespace.clone(),
+                    owner: owner.clone(),
+                    spec: spec.clone(),
+                    probe_timeout,
+                };
+                let (result, units) = run_score(ctx, &score, condition).await;
+                agent_units = units;
+                result
+            }
+            (None, _) => ComponentResult {
                 component,
                 condition,
                 state: ComponentState::NotImplemented,
@@ -226,14 +240,20 @@ async fn run_components(
                 ),
             },
         };
-        blocked_by.get_or_insert(component);
+        if result.state != ComponentState::Ready {
+            blocked_by.get_or_insert(component);
+        }
         results.push(result);
     }
-    Ok(results)
+    Ok((results, agent_units))
 }
 
 /// Runs one Score and turns its outcome into a status entry.
-async fn run_score<S>(ctx: &Context, score: &S, condition: &'static str) -> ComponentResult
+async fn run_score<S>(
+    ctx: &Context,
+    score: &S,
+    condition: &'static str,
+) -> (ComponentResult, Option<(i32, i32)>)
 where
     S: Score<K8sTopology>,
 {
@@ -249,13 +269,13 @@ where
                 debug!(component, unchanged = outcome.unchanged, "nothing to write");
             }
             ctx.metrics.probe(component, outcome.probe.latency());
-            match outcome.probe {
-                ProbeOutcome::Passed { .. } => ComponentResult {
+            let result = match outcome.probe {
+                ProbeOutcome::Passed { message, .. } => ComponentResult {
                     component,
                     condition,
                     state: ComponentState::Ready,
                     reason: "ProbeSucceeded".into(),
-                    message: "smoke probe passed".into(),
+                    message,
                 },
                 ProbeOutcome::Failed {
                     reason, message, ..
@@ -266,15 +286,19 @@ where
                     reason: reason.into(),
                     message,
                 },
-            }
+            };
+            (result, outcome.units)
         }
-        Err(e) => ComponentResult {
-            component,
-            condition,
-            state: ComponentState::ApplyFailed,
-            reason: e.reason().into(),
-            message: e.to_string(),
-        },
+        Err(e) => (
+            ComponentResult {
+                component,
+                condition,
+                state: ComponentState::ApplyFailed,
+                reason: e.reason().into(),
+                message: e.to_string(),
+            },
+            None,
+        ),
     }
 }
 

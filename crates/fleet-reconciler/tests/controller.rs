@@ -296,6 +296,7 @@ async fn invalid_specs_are_rejected_by_the_api_or_stalled_naming_the_field() {
         replicas: 1,
         image: "x".into(),
         labels: [("bad key".to_string(), "v".to_string())].into(),
+        resources: None,
     });
     env.create("vm", spec).await;
     let s = env

@@ -15,7 +15,9 @@
 
 pub mod apply;
 pub mod labels;
+pub mod agents;
 pub mod nats;
+pub mod pod;
 pub mod score;
 pub mod secret;
 pub mod topology;

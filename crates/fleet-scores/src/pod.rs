@@ -2,8 +2,6 @@
 //! settings, probes on named ports, ports and Secret-backed env vars. One
 //! definition here keeps every component's pods equally locked down.
 
-use std::collections::BTreeMap;
-
 use fleet_crds::ComputeResources;
 use k8s_openapi::api::core::v1::{
     Capabilities, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
@@ -138,15 +136,17 @@ pub fn resources(
             ..Default::default()
         },
         None => {
-            let pick = |f: fn(&(&str, &str, &str)) -> &str| -> BTreeMap<String, Quantity> {
-                defaults
-                    .iter()
-                    .map(|d| (d.0.to_string(), Quantity(f(d).to_string())))
-                    .collect()
-            };
+            let requests = defaults
+                .iter()
+                .map(|(name, request, _)| (name.to_string(), Quantity(request.to_string())))
+                .collect();
+            let limits = defaults
+                .iter()
+                .map(|(name, _, limit)| (name.to_string(), Quantity(limit.to_string())))
+                .collect();
             ResourceRequirements {
-                requests: Some(pick(|d| d.1)),
-                limits: Some(pick(|d| d.2)),
+                requests: Some(requests),
+                limits: Some(limits),
                 ..Default::default()
             }
         }

@@ -30,6 +30,9 @@ pub struct Outcome {
     /// `Kind/name` of objects deleted because they are no longer desired.
     pub deleted: Vec<String>,
     pub probe: ProbeOutcome,
+    /// `(ready, desired)` units for components made of many (agents: how
+    /// many answered the probe out of how many the spec asks for).
+    pub units: Option<(i32, i32)>,
 }
 
 /// Result of a component's smoke probe.
@@ -37,6 +40,9 @@ pub struct Outcome {
 pub enum ProbeOutcome {
     Passed {
         latency: Duration,
+        /// What passed, for the component's status (`3/3 agents answered`);
+        /// deterministic like `Failed::message`.
+        message: String,
     },
     Failed {
         /// CamelCase, stable: ends up in the condition's `reason`.
@@ -55,7 +61,7 @@ impl ProbeOutcome {
 
     pub fn latency(&self) -> Duration {
         match self {
-            ProbeOutcome::Passed { latency } | ProbeOutcome::Failed { latency, .. } => *latency,
+            ProbeOutcome::Passed { latency, .. } | ProbeOutcome::Failed { latency, .. } => *latency,
         }
     }
 }

@@ -62,7 +62,11 @@ fn run(what: &str, cmd: &mut Command, stdin: Option<&[u8]>) -> Result<Vec<u8>> {
 
 /// `kubectl` with the suite's KUBECONFIG (inherited from the environment).
 pub fn kubectl(args: &[&str], stdin: Option<&[u8]>) -> Result<String> {
-    let out = run(&format!("kubectl {}", args.join(" ")), Command::new("kubectl").args(args), stdin)?;
+    let out = run(
+        &format!("kubectl {}", args.join(" ")),
+        Command::new("kubectl").args(args),
+        stdin,
+    )?;
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
@@ -84,13 +88,23 @@ async fn install() -> Result<()> {
     )?;
     // Belt and braces: the Deployment must really be serving, not just applied.
     let deployments: Api<Deployment> = Api::namespaced(client().await?, CONTROLLER_NAMESPACE);
-    poll("the fleet-reconciler Deployment to be available", Duration::from_secs(60), || async {
-        let list = deployments.list(&Default::default()).await.map_err(|e| e.to_string())?;
-        let available = list
-            .items
-            .iter()
-            .any(|d| d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0) > 0);
-        Ok(available.then_some(()))
-    })
+    poll(
+        "the fleet-reconciler Deployment to be available",
+        Duration::from_secs(60),
+        || async {
+            let list = deployments
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let available = list.items.iter().any(|d| {
+                d.status
+                    .as_ref()
+                    .and_then(|s| s.available_replicas)
+                    .unwrap_or(0)
+                    > 0
+            });
+            Ok(available.then_some(()))
+        },
+    )
     .await
 }

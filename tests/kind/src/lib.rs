@@ -78,14 +78,19 @@ impl TestNamespace {
             .await
             .map_err(api_err(format!("creating namespace {name}")))?;
         // Pods cannot be created before the namespace's default ServiceAccount exists.
-        let sa = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), &name);
-        poll(&format!("serviceaccount {name}/default"), Duration::from_secs(30), || async {
-            match sa.get_opt("default").await {
-                Ok(Some(_)) => Ok(Some(())),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e.to_string()),
-            }
-        })
+        let sa =
+            Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), &name);
+        poll(
+            &format!("serviceaccount {name}/default"),
+            Duration::from_secs(30),
+            || async {
+                match sa.get_opt("default").await {
+                    Ok(Some(_)) => Ok(Some(())),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e.to_string()),
+                }
+            },
+        )
         .await?;
         Ok(Self { client, name })
     }
@@ -134,20 +139,29 @@ where
 
 /// Waits until the pod reaches `phase` (e.g. "Succeeded", "Running"); reports
 /// the container states it saw if it does not.
-pub async fn wait_pod_phase(pods: &Api<Pod>, name: &str, phase: &str, deadline: Duration) -> Result<Pod> {
-    poll(&format!("pod {name} to reach phase {phase}"), deadline, || async {
-        let pod = pods.get(name).await.map_err(|e| e.to_string())?;
-        let status = pod.status.clone().unwrap_or_default();
-        let current = status.phase.clone().unwrap_or_default();
-        if current == phase {
-            return Ok(Some(pod));
-        }
-        let states = serde_json::to_string(&status.container_statuses).unwrap_or_default();
-        if current == "Failed" || current == "Succeeded" {
-            return Err(format!("terminal phase {current}: {states}"));
-        }
-        Err(format!("phase {current}, containers {states}"))
-    })
+pub async fn wait_pod_phase(
+    pods: &Api<Pod>,
+    name: &str,
+    phase: &str,
+    deadline: Duration,
+) -> Result<Pod> {
+    poll(
+        &format!("pod {name} to reach phase {phase}"),
+        deadline,
+        || async {
+            let pod = pods.get(name).await.map_err(|e| e.to_string())?;
+            let status = pod.status.clone().unwrap_or_default();
+            let current = status.phase.clone().unwrap_or_default();
+            if current == phase {
+                return Ok(Some(pod));
+            }
+            let states = serde_json::to_string(&status.container_statuses).unwrap_or_default();
+            if current == "Failed" || current == "Succeeded" {
+                return Err(format!("terminal phase {current}: {states}"));
+            }
+            Err(format!("phase {current}, containers {states}"))
+        },
+    )
     .await
 }
 
@@ -159,4 +173,5 @@ pub async fn pod_logs(pods: &Api<Pod>, name: &str) -> Result<String> {
 }
 
 pub mod controller;
+pub mod portforward;
 pub mod stack;

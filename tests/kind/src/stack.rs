@@ -11,11 +11,19 @@ use crate::{Result, api_err, poll};
 
 /// Server-side applies a FleetStack with the given spec (as a user's
 /// `kubectl apply` would) and returns it as stored.
-pub async fn apply_stack(api: &Api<FleetStack>, name: &str, spec: FleetStackSpec) -> Result<FleetStack> {
+pub async fn apply_stack(
+    api: &Api<FleetStack>,
+    name: &str,
+    spec: FleetStackSpec,
+) -> Result<FleetStack> {
     let stack = FleetStack::new(name, spec);
-    api.patch(name, &PatchParams::apply("e2e-user").force(), &Patch::Apply(&stack))
-        .await
-        .map_err(api_err(format!("applying FleetStack {name}")))
+    api.patch(
+        name,
+        &PatchParams::apply("e2e-user").force(),
+        &Patch::Apply(&stack),
+    )
+    .await
+    .map_err(api_err(format!("applying FleetStack {name}")))
 }
 
 pub fn condition<'a>(stack: &'a FleetStack, type_: &str) -> Option<&'a Condition> {
@@ -67,7 +75,8 @@ pub async fn wait_stack(
 /// True when Ready=True for the current generation.
 pub fn is_ready(stack: &FleetStack) -> bool {
     let generation = stack.metadata.generation;
-    condition(stack, "Ready").is_some_and(|c| c.status == "True" && c.observed_generation == generation)
+    condition(stack, "Ready")
+        .is_some_and(|c| c.status == "True" && c.observed_generation == generation)
 }
 
 /// True when Ready=False (the stack noticed a failure).

@@ -5,42 +5,74 @@
 use std::time::Duration;
 
 use fleet_crds::{FleetStack, FleetStackSpec, NatsSpec, ProbeSpec};
+use fleet_e2e::TestNamespace;
 use fleet_e2e::controller::{ensure_controller, kubectl};
 use fleet_e2e::stack::{apply_stack, condition, is_not_ready, is_ready, wait_stack};
-use fleet_e2e::TestNamespace;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams};
 
 fn nats_only(replicas: i32) -> FleetStackSpec {
     FleetStackSpec {
-        nats: Some(NatsSpec { replicas, ..NatsSpec::default() }),
+        nats: Some(NatsSpec {
+            replicas,
+            ..NatsSpec::default()
+        }),
         // Probe often so the loss of the NATS pod is seen within seconds.
-        probe: ProbeSpec { interval_seconds: 5, ..ProbeSpec::default() },
+        probe: ProbeSpec {
+            interval_seconds: 5,
+            ..ProbeSpec::default()
+        },
         ..FleetStackSpec::default()
     }
 }
 
 #[tokio::test]
 async fn nats_stack_turns_ready_and_recovers_from_a_killed_pod() {
-    ensure_controller().await.expect("controller installed from the chart");
+    ensure_controller()
+        .await
+        .expect("controller installed from the chart");
     let ns = TestNamespace::create("nats1").await.expect("namespace");
     let stacks = ns.api::<FleetStack>();
-    apply_stack(&stacks, "fleet", nats_only(1)).await.expect("apply FleetStack");
+    apply_stack(&stacks, "fleet", nats_only(1))
+        .await
+        .expect("apply FleetStack");
 
     // What users and GitOps tools run: it must return once Ready is True for
     // the current generation.
     kubectl(
-        &["wait", "--for=condition=Ready", "--timeout=120s", "-n", &ns.name, "fleetstack/fleet"],
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=120s",
+            "-n",
+            &ns.name,
+            "fleetstack/fleet",
+        ],
         None,
     )
     .expect("kubectl wait --for=condition=Ready returns");
-    let stack = wait_stack(&stacks, "fleet", "is Ready", Duration::from_secs(5), is_ready)
-        .await
-        .expect("Ready");
+    let stack = wait_stack(
+        &stacks,
+        "fleet",
+        "is Ready",
+        Duration::from_secs(5),
+        is_ready,
+    )
+    .await
+    .expect("Ready");
     let status = stack.status.as_ref().expect("status");
     assert_eq!(status.observed_generation, stack.metadata.generation);
-    assert!(status.components.get("nats").is_some_and(|c| c.ready), "nats component: {:?}", status.components);
-    assert_eq!(condition(&stack, "Reconciling").map(|c| c.status.as_str()).unwrap_or("False"), "False");
+    assert!(
+        status.components.get("nats").is_some_and(|c| c.ready),
+        "nats component: {:?}",
+        status.components
+    );
+    assert_eq!(
+        condition(&stack, "Reconciling")
+            .map(|c| c.status.as_str())
+            .unwrap_or("False"),
+        "False"
+    );
 
     // Kill the NATS pod: the smoke probe must notice ...
     let pods = ns.api::<Pod>();
@@ -50,31 +82,64 @@ async fn nats_stack_turns_ready_and_recovers_from_a_killed_pod() {
         .expect("list nats pods");
     assert_eq!(nats_pods.items.len(), 1, "one NATS pod expected");
     let pod_name = nats_pods.items[0].metadata.name.clone().expect("pod name");
-    pods.delete(&pod_name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
-        .await
-        .expect("delete nats pod");
-    let broken = wait_stack(&stacks, "fleet", "reports Ready=False after its NATS pod was killed", Duration::from_secs(60), is_not_ready)
-        .await
-        .expect("Ready flips to False");
+    pods.delete(
+        &pod_name,
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("delete nats pod");
+    let broken = wait_stack(
+        &stacks,
+        "fleet",
+        "reports Ready=False after its NATS pod was killed",
+        Duration::from_secs(60),
+        is_not_ready,
+    )
+    .await
+    .expect("Ready flips to False");
     let ready = condition(&broken, "Ready").expect("Ready condition");
-    assert!(ready.message.to_lowercase().contains("nats"), "Ready=False should name the component: {}", ready.message);
+    assert!(
+        ready.message.to_lowercase().contains("nats"),
+        "Ready=False should name the component: {}",
+        ready.message
+    );
 
     // ... and recover by itself once the StatefulSet replaces the pod.
-    wait_stack(&stacks, "fleet", "is Ready again without anyone acting", Duration::from_secs(120), is_ready)
-        .await
-        .expect("Ready back to True");
+    wait_stack(
+        &stacks,
+        "fleet",
+        "is Ready again without anyone acting",
+        Duration::from_secs(120),
+        is_ready,
+    )
+    .await
+    .expect("Ready back to True");
 
     ns.cleanup().await;
 }
 
 #[tokio::test]
 async fn three_replica_nats_cluster_turns_ready() {
-    ensure_controller().await.expect("controller installed from the chart");
+    ensure_controller()
+        .await
+        .expect("controller installed from the chart");
     let ns = TestNamespace::create("nats3").await.expect("namespace");
     let stacks = ns.api::<FleetStack>();
-    apply_stack(&stacks, "fleet", nats_only(3)).await.expect("apply FleetStack");
+    apply_stack(&stacks, "fleet", nats_only(3))
+        .await
+        .expect("apply FleetStack");
     kubectl(
-        &["wait", "--for=condition=Ready", "--timeout=180s", "-n", &ns.name, "fleetstack/fleet"],
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=180s",
+            "-n",
+            &ns.name,
+            "fleetstack/fleet",
+        ],
         None,
     )
     .expect("kubectl wait --for=condition=Ready returns for a 3-replica cluster");

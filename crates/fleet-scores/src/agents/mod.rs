@@ -101,11 +101,17 @@ impl<T: KubernetesTopology> Interpret<T> for AgentsInterpret {
 
         let expected = AgentNames::new(&s.stack).agent_ids(s.spec.replicas);
         let nats_names = NatsNames::new(&s.stack);
-        let probe = match (
+        let (probe, answered) = match (
             topology
                 .service_host(&s.namespace, &nats_names.client_service)
                 .await,
-            read_key(client, &s.namespace, &input.credentials_secret, &input.password_key).await?,
+            read_key(
+                client,
+                &s.namespace,
+                &input.credentials_secret,
+                &input.password_key,
+            )
+            .await?,
         ) {
             (Ok(host), Some(password)) => {
                 let target = AgentsProbeTarget {
@@ -116,25 +122,32 @@ impl<T: KubernetesTopology> Interpret<T> for AgentsInterpret {
                 };
                 smoke_probe(&target, s.probe_timeout).await
             }
-            (Err(e), _) => ProbeOutcome::Failed {
-                reason: "ServiceUnreachable",
-                message: format!("agents: {e}"),
-                latency: Duration::ZERO,
-            },
-            (_, None) => ProbeOutcome::Failed {
-                reason: "CredentialsMissing",
-                message: format!(
-                    "agents: Secret {} has no {}",
-                    input.credentials_secret, input.password_key
-                ),
-                latency: Duration::ZERO,
-            },
+            (Err(e), _) => (
+                ProbeOutcome::Failed {
+                    reason: "ServiceUnreachable",
+                    message: format!("agents: {e}"),
+                    latency: Duration::ZERO,
+                },
+                0,
+            ),
+            (_, None) => (
+                ProbeOutcome::Failed {
+                    reason: "CredentialsMissing",
+                    message: format!(
+                        "agents: Secret {} has no {}",
+                        input.credentials_secret, input.password_key
+                    ),
+                    latency: Duration::ZERO,
+                },
+                0,
+            ),
         };
         Ok(Outcome {
             component: COMPONENT,
             written: report.written,
             unchanged: report.unchanged,
             deleted,
+            units: Some((answered, s.spec.replicas)),
             probe,
         })
     }

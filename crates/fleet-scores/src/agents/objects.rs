@@ -139,7 +139,10 @@ pub fn build(input: &AgentsInput) -> AgentObjects {
         ports: Some(vec![pod::container_port("http", HTTP_PORT)]),
         readiness_probe: Some(pod::http_probe("http", "/readyz", 2, 3)),
         liveness_probe: Some(pod::http_probe("http", "/healthz", 10, 3)),
-        resources: Some(pod::resources(None, &DEFAULT_RESOURCES)),
+        resources: Some(pod::resources(
+            input.spec.resources.as_ref(),
+            &DEFAULT_RESOURCES,
+        )),
         volume_mounts: Some(vec![VolumeMount {
             name: "nats-password".into(),
             mount_path: PASSWORD_DIR.into(),
@@ -241,6 +244,7 @@ mod tests {
                     ("site".to_string(), "lab".to_string()),
                     ("rack".to_string(), "7".to_string()),
                 ]),
+                resources: None,
             },
             nats_url: "nats://demo-nats.fleet.svc.cluster.local:4222".into(),
             nats_user: "fleet".into(),
@@ -250,7 +254,15 @@ mod tests {
     }
 
     fn env_of(o: &AgentObjects) -> BTreeMap<String, k8s_openapi::api::core::v1::EnvVar> {
-        let pod = o.statefulset.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        let pod = o
+            .statefulset
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap();
         pod.containers[0]
             .env
             .clone()
@@ -263,7 +275,10 @@ mod tests {
     #[test]
     fn agent_ids_are_the_statefulset_pod_names() {
         let names = AgentNames::new("demo");
-        assert_eq!(names.agent_ids(3), ["demo-agent-0", "demo-agent-1", "demo-agent-2"]);
+        assert_eq!(
+            names.agent_ids(3),
+            ["demo-agent-0", "demo-agent-1", "demo-agent-2"]
+        );
         assert!(names.agent_ids(0).is_empty());
         assert!(names.agent_ids(-1).is_empty());
     }
@@ -279,16 +294,35 @@ mod tests {
         // The agent id is the pod name: the probe's expected ids match.
         let id = env["FLEET_AGENT_ID"].value_from.as_ref().unwrap();
         assert_eq!(id.field_ref.as_ref().unwrap().field_path, "metadata.name");
-        assert_eq!(env["FLEET_AGENT_LABELS"].value.as_deref(), Some("rack=7,site=lab"));
+        assert_eq!(
+            env["FLEET_AGENT_LABELS"].value.as_deref(),
+            Some("rack=7,site=lab")
+        );
         // The password comes from a mounted Secret file, never a literal.
         assert!(env.values().all(|e| e.name != "FLEET_NATS_PASSWORD"));
         let pod = sts.template.spec.as_ref().unwrap();
         let vol = &pod.volumes.as_ref().unwrap()[0];
-        assert_eq!(vol.secret.as_ref().unwrap().secret_name.as_deref(), Some("demo-nats-credentials"));
+        assert_eq!(
+            vol.secret.as_ref().unwrap().secret_name.as_deref(),
+            Some("demo-nats-credentials")
+        );
         // User labels on pods, not in the immutable selector.
-        let pod_labels = sts.template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+        let pod_labels = sts
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .labels
+            .as_ref()
+            .unwrap();
         assert_eq!(pod_labels.get("site").map(String::as_str), Some("lab"));
-        assert!(!sts.selector.match_labels.as_ref().unwrap().contains_key("site"));
+        assert!(
+            !sts.selector
+                .match_labels
+                .as_ref()
+                .unwrap()
+                .contains_key("site")
+        );
     }
 
     #[test]
@@ -301,12 +335,29 @@ mod tests {
         let c = &pod.containers[0];
         let sc = c.security_context.as_ref().unwrap();
         assert_eq!(sc.allow_privilege_escalation, Some(false));
-        assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_string()][..]));
+        assert_eq!(
+            sc.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&["ALL".to_string()][..])
+        );
         assert_eq!(sc.read_only_root_filesystem, Some(true));
-        let readiness = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        let readiness = c
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
         assert_eq!(readiness.path.as_deref(), Some("/readyz"));
         assert_eq!(pod.automount_service_account_token, Some(false));
-        assert!(c.resources.as_ref().unwrap().limits.as_ref().unwrap().contains_key("memory"));
+        assert!(
+            c.resources
+                .as_ref()
+                .unwrap()
+                .limits
+                .as_ref()
+                .unwrap()
+                .contains_key("memory")
+        );
     }
 
     #[test]
@@ -316,7 +367,11 @@ mod tests {
         let c = build(&input(4)).ordered().unwrap();
         let hashes = |v: &[DesiredObject]| v.iter().map(|o| o.hash.clone()).collect::<Vec<_>>();
         assert_eq!(hashes(&a), hashes(&b));
-        assert_ne!(hashes(&a)[2], hashes(&c)[2], "replicas change must change the StatefulSet hash");
+        assert_ne!(
+            hashes(&a)[2],
+            hashes(&c)[2],
+            "replicas change must change the StatefulSet hash"
+        );
         assert_eq!(hashes(&a)[..2], hashes(&c)[..2]);
     }
 }

@@ -19,10 +19,17 @@ pub struct AgentsProbeTarget {
     pub expected: Vec<String>,
 }
 
-/// Pings every expected agent concurrently within `deadline`. The message
-/// reads `3/3 agents answered`, or names the agents that did not answer;
-/// it holds no timings so that an unchanged fleet never rewrites status.
-pub async fn smoke_probe(target: &AgentsProbeTarget, deadline: Duration) -> ProbeOutcome {
+/// How long one agent may take to answer. A connected agent answers within
+/// milliseconds; waiting longer (the ping helper retries "no responders"
+/// until this deadline) would only let a replacement pod come up in time to
+/// hide that an agent was gone.
+const PER_AGENT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Pings every expected agent concurrently and returns the outcome with the
+/// number of agents that answered. The message reads `3/3 agents answered`,
+/// or names the agents that did not answer; it holds no timings so that an
+/// unchanged fleet never rewrites status.
+pub async fn smoke_probe(target: &AgentsProbeTarget, deadline: Duration) -> (ProbeOutcome, i32) {
     let started = Instant::now();
     let failed = |reason, message| ProbeOutcome::Failed {
         reason,
@@ -33,14 +40,17 @@ pub async fn smoke_probe(target: &AgentsProbeTarget, deadline: Duration) -> Prob
     for id in &target.expected {
         match AgentId::new(id.clone()) {
             Ok(id) => ids.push(id),
-            Err(e) => return failed("InvalidAgentId", format!("agents: {e}")),
+            Err(e) => return (failed("InvalidAgentId", format!("agents: {e}")), 0),
         }
     }
     if ids.is_empty() {
-        return ProbeOutcome::Passed {
-            latency: started.elapsed(),
-            message: "0/0 agents answered (no agents requested)".into(),
-        };
+        return (
+            ProbeOutcome::Passed {
+                latency: started.elapsed(),
+                message: "0/0 agents answered (no agents requested)".into(),
+            },
+            0,
+        );
     }
     let client = match async_nats::ConnectOptions::with_user_and_password(
         target.user.clone(),
@@ -54,13 +64,19 @@ pub async fn smoke_probe(target: &AgentsProbeTarget, deadline: Duration) -> Prob
     {
         Ok(c) => c,
         Err(e) => {
-            return failed(
-                "ConnectFailed",
-                format!("agents: connect to {} as {}: {e}", target.nats_url, target.user),
+            return (
+                failed(
+                    "ConnectFailed",
+                    format!(
+                        "agents: connect to {} as {}: {e}",
+                        target.nats_url, target.user
+                    ),
+                ),
+                0,
             );
         }
     };
-    let results = ping_all(&client, &ids, deadline).await;
+    let results = ping_all(&client, &ids, deadline.min(PER_AGENT_TIMEOUT)).await;
     let expected = results.len();
     let missing: Vec<&str> = ids
         .iter()
@@ -69,7 +85,8 @@ pub async fn smoke_probe(target: &AgentsProbeTarget, deadline: Duration) -> Prob
         .map(|(id, _)| id.as_str())
         .collect();
     let answered = expected - missing.len();
-    if missing.is_empty() {
+    let count = i32::try_from(answered).unwrap_or(i32::MAX);
+    let outcome = if missing.is_empty() {
         ProbeOutcome::Passed {
             latency: started.elapsed(),
             message: format!("{answered}/{expected} agents answered"),
@@ -82,5 +99,6 @@ pub async fn smoke_probe(target: &AgentsProbeTarget, deadline: Duration) -> Prob
                 missing.join(", ")
             ),
         )
-    }
+    };
+    (outcome, count)
 }

@@ -146,6 +146,7 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret {
             unchanged: report.unchanged,
             deleted,
             probe,
+            units: None,
         })
     }
 }

@@ -26,7 +26,10 @@ pub async fn smoke_probe(target: &ProbeTarget, deadline: Duration) -> ProbeOutco
     let result = tokio::time::timeout(deadline, run(target, deadline)).await;
     let latency = started.elapsed();
     match result {
-        Ok(Ok(())) => ProbeOutcome::Passed { latency },
+        Ok(Ok(())) => ProbeOutcome::Passed {
+            latency,
+            message: "publish/subscribe round trip and /healthz passed".into(),
+        },
         Ok(Err((reason, message))) => ProbeOutcome::Failed {
             reason,
             message,

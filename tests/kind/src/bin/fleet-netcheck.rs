@@ -33,7 +33,9 @@ fn main() -> ExitCode {
 }
 
 fn usage(why: &str) -> ExitCode {
-    eprintln!("fleet-netcheck: {why}\nusage: fleet-netcheck echo WORDS... | serve PORT | get URL [TIMEOUT_S]");
+    eprintln!(
+        "fleet-netcheck: {why}\nusage: fleet-netcheck echo WORDS... | serve PORT | get URL [TIMEOUT_S]"
+    );
     ExitCode::from(2)
 }
 
@@ -66,9 +68,18 @@ fn get(url: &str, timeout: Duration) -> ExitCode {
     let Some(rest) = url.strip_prefix("http://") else {
         return usage("only http:// URLs are supported");
     };
-    let (hostport, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-    let hostport = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:80") };
-    let host = hostport.rsplit_once(':').map_or(hostport.as_str(), |(h, _)| h).to_string();
+    let (hostport, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let hostport = if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:80")
+    };
+    let host = hostport
+        .rsplit_once(':')
+        .map_or(hostport.as_str(), |(h, _)| h)
+        .to_string();
     let start = Instant::now();
     let mut last_err = String::new();
     while start.elapsed() < timeout {
@@ -94,15 +105,23 @@ fn fetch(hostport: &str, host: &str, path: &str) -> Result<String, String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    write!(stream, "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n")
-        .map_err(|e| format!("writing request: {e}"))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("writing request: {e}"))?;
     let mut response = String::new();
     stream
         .read_to_string(&mut response)
         .map_err(|e| format!("reading response: {e}"))?;
-    let (head, body) = response.split_once("\r\n\r\n").ok_or("malformed HTTP response")?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or("malformed HTTP response")?;
     if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!("unexpected status: {}", head.lines().next().unwrap_or("")));
+        return Err(format!(
+            "unexpected status: {}",
+            head.lines().next().unwrap_or("")
+        ));
     }
     Ok(body.to_string())
 }

@@ -1,0 +1,125 @@
+//! Issue 4 end to end (the seed's `--test ping`): a FleetStack with NATS and
+//! 3 agents turns Ready; the test pings each agent itself through NATS and
+//! gets 3 answers; deleting one agent pod flips Ready to False naming the
+//! missing agent, then back to True once the StatefulSet replaces it.
+
+use std::time::Duration;
+
+use fleet_crds::{AgentsSpec, FleetStack, FleetStackSpec, NatsSpec, ProbeSpec};
+use fleet_e2e::TestNamespace;
+use fleet_e2e::controller::{ensure_controller, kubectl};
+use fleet_e2e::portforward::forward;
+use fleet_e2e::stack::{apply_stack, condition, is_not_ready, is_ready, wait_stack};
+use fleet_proto::AgentId;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{DeleteParams, ListParams};
+
+#[tokio::test]
+async fn three_agents_answer_ping_and_a_lost_agent_is_named() {
+    ensure_controller()
+        .await
+        .expect("controller installed from the chart");
+    let ns = TestNamespace::create("agents").await.expect("namespace");
+    let stacks = ns.api::<FleetStack>();
+    let spec = FleetStackSpec {
+        nats: Some(NatsSpec::default()),
+        agents: Some(AgentsSpec {
+            replicas: 3,
+            ..AgentsSpec::default()
+        }),
+        probe: ProbeSpec {
+            interval_seconds: 5,
+            ..ProbeSpec::default()
+        },
+        ..FleetStackSpec::default()
+    };
+    apply_stack(&stacks, "fleet", spec)
+        .await
+        .expect("apply FleetStack");
+    kubectl(
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=180s",
+            "-n",
+            &ns.name,
+            "fleetstack/fleet",
+        ],
+        None,
+    )
+    .expect("stack with 3 agents turns Ready");
+    let stack = stacks.get("fleet").await.expect("get stack");
+    let status = stack.status.clone().expect("status");
+    let agents = &status.components["agents"];
+    assert_eq!(agents.message, "3/3 agents answered", "{agents:?}");
+    assert_eq!(
+        status.agents.as_ref().map(|a| a.summary.as_str()),
+        Some("3/3")
+    );
+
+    // Ping every agent ourselves, through NATS, as the fleet user.
+    let pods = ns.api::<Pod>();
+    let secret = ns
+        .api::<Secret>()
+        .get("fleet-nats-credentials")
+        .await
+        .expect("NATS credentials Secret");
+    let password =
+        String::from_utf8(secret.data.expect("data")["fleet-password"].0.clone()).expect("utf-8");
+    let pf = forward(&pods, "fleet-nats-0", 4222)
+        .await
+        .expect("port-forward to NATS");
+    let client = async_nats::ConnectOptions::with_user_and_password("fleet".into(), password)
+        .connect(format!("nats://{}", pf.local))
+        .await
+        .expect("connect to NATS through the port-forward");
+    for i in 0..3 {
+        let id = AgentId::new(format!("fleet-agent-{i}")).expect("valid id");
+        let reply = fleet_proto::client::ping(&client, &id, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("agent {id} did not answer: {e}"));
+        assert_eq!(reply.agent_id.as_str(), id.as_str());
+    }
+
+    // Lose one agent: Ready=False naming it, then Ready again by itself.
+    pods.delete(
+        "fleet-agent-1",
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("delete agent pod");
+    let broken = wait_stack(
+        &stacks,
+        "fleet",
+        "reports the lost agent",
+        Duration::from_secs(60),
+        is_not_ready,
+    )
+    .await
+    .expect("Ready flips to False");
+    let ready = condition(&broken, "Ready").expect("Ready condition");
+    let agents = &broken.status.as_ref().expect("status").components["agents"];
+    assert!(
+        agents.message.contains("fleet-agent-1"),
+        "missing agent not named: {agents:?} / {}",
+        ready.message
+    );
+    wait_stack(
+        &stacks,
+        "fleet",
+        "is Ready again",
+        Duration::from_secs(120),
+        is_ready,
+    )
+    .await
+    .expect("Ready back to True once the pod is replaced");
+    let agent_pods = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/component=agents"))
+        .await
+        .expect("list agent pods");
+    assert_eq!(agent_pods.items.len(), 3);
+    ns.cleanup().await;
+}
