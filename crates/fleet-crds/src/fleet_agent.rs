@@ -13,7 +13,6 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-
 /// An agent of the fleet, as reported by its heartbeats.
 #[derive(CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
 #[kube(
@@ -56,12 +55,14 @@ pub struct FleetAgentStatus {
     /// `connected` is true, heartbeats keep arriving on time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_heartbeat_time: Option<Time>,
-    /// Agent software version from its heartbeat. (No `serde(default)`:
-    /// an empty-string default renders as a schema default the API server
-    /// rejects.)
-    pub version: String,
+    /// Agent software version from its heartbeat (absent when the agent
+    /// reports none: Kubernetes 1.20 server-side apply turns `""` into
+    /// `null` on custom resources, so empty strings are never written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Labels the agent reports (its `FLEET_AGENT_LABELS`); FleetCommand
-    /// selectors match these.
+    /// selectors match these. Labels with an empty value are left out (see
+    /// `version`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// Heartbeat interval the agent declares, in milliseconds.

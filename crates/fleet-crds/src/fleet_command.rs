@@ -108,7 +108,9 @@ pub struct AgentResult {
     pub duration_millis: Option<i64>,
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
 pub enum AgentOutcome {
     /// Declared first: failures sort before successes in `results`.
     Failed,
