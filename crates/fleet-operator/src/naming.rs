@@ -1,0 +1,74 @@
+//! FleetAgent object names. Agent ids are `[A-Za-z0-9_-]{1,64}`; object
+//! names must be lower-case DNS subdomains. An id that already is a valid
+//! name is used as is (what users expect to `kubectl get`); any other id is
+//! lower-cased, `_` becomes `-`, and a hash of the exact id is appended so
+//! that `Agent_1` and `agent-1` never share an object.
+
+use fleet_proto::AgentId;
+
+/// Label on every FleetAgent the operator writes (seeding and cleanup
+/// select on it).
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "fleet-operator";
+/// Field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "fleet-operator";
+
+pub fn object_name(id: &AgentId) -> String {
+    let s = id.as_str();
+    let valid = s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && s.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric);
+    if valid {
+        return s.to_string();
+    }
+    let cleaned: String = s
+        .chars()
+        .map(|c| match c {
+            '_' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    let cleaned = cleaned.trim_matches('-');
+    let hash = fnv1a(s.as_bytes());
+    if cleaned.is_empty() {
+        format!("agent-{hash:08x}")
+    } else {
+        format!("{cleaned}-{hash:08x}")
+    }
+}
+
+/// 32-bit FNV-1a: stable across releases and platforms (unlike std's
+/// hasher), which a persisted name needs.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> String {
+        object_name(&AgentId::new(s).unwrap())
+    }
+
+    #[test]
+    fn valid_names_are_kept_others_get_a_stable_hash() {
+        assert_eq!(name("agent-0"), "agent-0");
+        assert_eq!(
+            name("fleet-agent-7d9f8c6b5-x2k4q"),
+            "fleet-agent-7d9f8c6b5-x2k4q"
+        );
+        let upper = name("Agent_1");
+        assert!(upper.starts_with("agent-1-"), "{upper}");
+        assert_ne!(upper, name("agent-1"));
+        assert_ne!(name("a_b"), name("a-b"));
+        assert_eq!(name("Agent_1"), upper, "stable");
+        assert!(name("_").starts_with("agent-"));
+        let long = name(&"A".repeat(64));
+        assert!(long.len() <= 253 && long.len() == 64 + 9, "{long}");
+    }
+}

@@ -1,0 +1,150 @@
+//! FleetAgent inventory against a real API server and a real nats-server,
+//! with real agents running in-process.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use fleet_crds::{FleetStack, FleetStackSpec};
+use kube::api::PostParams;
+use kube::{Api, ResourceExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_appear_go_disconnected_and_are_removed_after_the_ttl() {
+    let mut env = TestEnv::start("op-inventory").await;
+    // An owner stack. The reconciler-class label keeps any controller
+    // installed in the cluster away from it: this test only needs its uid.
+    let stacks: Api<FleetStack> = Api::namespaced(env.client.clone(), &env.ns);
+    let mut stack = FleetStack::new("stack", FleetStackSpec::default());
+    stack.metadata.labels = Some(
+        [(
+            "fleet.nationtech.io/reconciler".to_string(),
+            format!("none-{}", env.ns),
+        )]
+        .into(),
+    );
+    let stack = stacks
+        .create(&PostParams::default(), &stack)
+        .await
+        .expect("create FleetStack");
+    let mut config = env.run_config();
+    config.owner_stack = Some("stack".into());
+    env.start_operator(config).await;
+
+    let a = env.spawn_agent("edge-a", &[("site", "north")]).await;
+    let b = env.spawn_agent("Edge_B", &[("site", "south")]).await;
+
+    let fa = env
+        .wait_agent("edge-a", "connected", |a| {
+            a.status.as_ref().is_some_and(|s| s.connected) && is_ready(a, "True")
+        })
+        .await;
+    let status = fa.status.clone().expect("status");
+    assert_eq!(fa.spec.agent_id, "edge-a");
+    assert_eq!(status.version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(status.labels.get("site").map(String::as_str), Some("north"));
+    assert!(status.last_heartbeat_time.is_some());
+    assert_eq!(status.observed_generation, fa.metadata.generation);
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready");
+    assert_eq!(ready.observed_generation, fa.metadata.generation);
+    assert_eq!(ready.reason, "HeartbeatsReceived");
+    let owners = fa.owner_references();
+    assert_eq!(owners.len(), 1, "{owners:?}");
+    assert_eq!(owners[0].uid, stack.uid().expect("uid"));
+    assert_eq!(owners[0].kind, "FleetStack");
+    assert_eq!(
+        fa.labels()
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str),
+        Some("fleet-operator")
+    );
+    // An id that is not a valid object name gets a derived name.
+    let fb = env
+        .wait_agent("Edge_B", "connected", |a| {
+            a.status.as_ref().is_some_and(|s| s.connected)
+        })
+        .await;
+    assert_eq!(fb.spec.agent_id, "Edge_B");
+    assert!(fb.name_any().starts_with("edge-b-"), "{}", fb.name_any());
+
+    // Steady state: heartbeats keep arriving, nothing changes, nothing is
+    // written (the write counters come from the operator's own client calls).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = env.metrics.writes_ok("status") + env.metrics.writes_ok("create");
+    tokio::time::sleep(Duration::from_secs(4)).await; // 8 heartbeat intervals
+    let after = env.metrics.writes_ok("status") + env.metrics.writes_ok("create");
+    assert_eq!(after, before, "an idle fleet must cause no API writes");
+
+    // B stops: disconnected after 3 missed heartbeats; A unaffected.
+    b.stop().await;
+    let fb = env
+        .wait_agent("Edge_B", "disconnected", |a| {
+            a.status.as_ref().is_some_and(|s| !s.connected) && is_ready(a, "False")
+        })
+        .await;
+    let s = fb.status.expect("status");
+    assert!(s.missed_heartbeats >= 3, "{s:?}");
+    let ready = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready");
+    assert_eq!(ready.reason, "HeartbeatsMissed");
+    let fa = env
+        .agents()
+        .get("edge-a")
+        .await
+        .expect("edge-a still there");
+    assert!(fa.status.expect("status").connected);
+
+    // After the TTL (6 s) B's object is gone, A's stays.
+    let name_b = fb.metadata.name.clone().expect("name");
+    wait_for("Edge_B's FleetAgent deleted after the TTL", || {
+        let api = env.agents();
+        let name = name_b.clone();
+        async move { api.get_opt(&name).await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+    assert!(env.agents().get_opt("edge-a").await.expect("get").is_some());
+    assert!(env.metrics.writes_ok("delete") >= 1);
+
+    a.stop().await;
+    env.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_operator_adopts_existing_agents_without_rewriting_them() {
+    let mut env = TestEnv::start("op-adopt").await;
+    env.start_operator(env.run_config()).await;
+    let a = env.spawn_agent("steady", &[]).await;
+    env.wait_agent("steady", "connected", |a| {
+        a.status.as_ref().is_some_and(|s| s.connected)
+    })
+    .await;
+    let rv = env
+        .agents()
+        .get("steady")
+        .await
+        .expect("get")
+        .resource_version();
+
+    env.stop_operator().await;
+    let writes_before = env.metrics.writes_ok("status") + env.metrics.writes_ok("create");
+    env.start_operator(env.run_config()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let writes_after = env.metrics.writes_ok("status") + env.metrics.writes_ok("create");
+    assert_eq!(
+        writes_after, writes_before,
+        "adoption must not rewrite an unchanged agent"
+    );
+    let again = env.agents().get("steady").await.expect("get");
+    assert_eq!(again.resource_version(), rv);
+
+    a.stop().await;
+    env.teardown().await;
+}
