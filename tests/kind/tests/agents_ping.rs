@@ -82,6 +82,17 @@ async fn three_agents_answer_ping_and_a_lost_agent_is_named() {
     }
 
     // Lose one agent: Ready=False naming it, then Ready again by itself.
+    // A replacement pod starts within about a second here, often before the
+    // next probe, so the node is cordoned while the pod is gone: the agent
+    // stays lost until the test uncordons (the stack itself is not touched).
+    let node = pods
+        .get("fleet-agent-1")
+        .await
+        .expect("agent pod")
+        .spec
+        .and_then(|s| s.node_name)
+        .expect("agent pod is scheduled");
+    let cordon = Cordon::new(&node);
     pods.delete(
         "fleet-agent-1",
         &DeleteParams {
@@ -103,10 +114,19 @@ async fn three_agents_answer_ping_and_a_lost_agent_is_named() {
     let ready = condition(&broken, "Ready").expect("Ready condition");
     let agents = &broken.status.as_ref().expect("status").components["agents"];
     assert!(
-        agents.message.contains("fleet-agent-1"),
+        agents.message.contains("fleet-agent-1") && agents.message.starts_with("2/3"),
         "missing agent not named: {agents:?} / {}",
         ready.message
     );
+    assert_eq!(
+        broken
+            .status
+            .as_ref()
+            .and_then(|s| s.agents.as_ref())
+            .map(|a| a.summary.as_str()),
+        Some("2/3")
+    );
+    drop(cordon);
     wait_stack(
         &stacks,
         "fleet",
@@ -122,4 +142,20 @@ async fn three_agents_answer_ping_and_a_lost_agent_is_named() {
         .expect("list agent pods");
     assert_eq!(agent_pods.items.len(), 3);
     ns.cleanup().await;
+}
+
+/// Marks a node unschedulable until dropped (also when the test panics).
+struct Cordon(String);
+
+impl Cordon {
+    fn new(node: &str) -> Self {
+        kubectl(&["cordon", node], None).expect("cordon node");
+        Cordon(node.to_string())
+    }
+}
+
+impl Drop for Cordon {
+    fn drop(&mut self) {
+        let _ = kubectl(&["uncordon", &self.0], None);
+    }
 }
