@@ -13,9 +13,9 @@
 //!
 //! See docs/adr/0010-score-topology-interpret.md.
 
+pub mod agents;
 pub mod apply;
 pub mod labels;
-pub mod agents;
 pub mod nats;
 pub mod pod;
 pub mod score;

@@ -221,7 +221,10 @@ mod tests {
         server.restart().expect("restart on the same port");
         assert!(TcpStream::connect(addr).is_ok());
         server.stop();
-        assert!(TcpStream::connect(addr).is_err(), "stopped server still accepts");
+        assert!(
+            TcpStream::connect(addr).is_err(),
+            "stopped server still accepts"
+        );
 
         let err = NatsServer::start("accounts { this is not valid")
             .err()
