@@ -150,7 +150,15 @@ pub async fn reconcile(
         if let Some(failed) = results.iter().find(|r| r.state != ComponentState::Ready) {
             ctx.metrics.error(&failed.reason);
         }
-        Ok(Action::requeue(ctx.backoff.next(&key)))
+        let mut delay = ctx.backoff.next(&key);
+        // Right after a new generation the pods are still starting; the
+        // StatefulSet's status change wakes us, but kube-proxy and the
+        // Endpoints may lag it, and by then the exponential backoff would
+        // make us wait 8-16 s. Probe at least every 2 s during that window.
+        if converging_recently(&new, &now(), STARTUP_WINDOW) {
+            delay = delay.min(STARTUP_RETRY);
+        }
+        Ok(Action::requeue(delay))
     }
 }
 
@@ -166,6 +174,18 @@ pub fn error_policy(stack: Arc<FleetStack>, error: &ReconcileError, ctx: Arc<Con
     let delay = ctx.backoff.next(&key);
     warn!(stack = %key, %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
+}
+
+/// How long after a generation is stamped probes retry quickly.
+const STARTUP_WINDOW: Duration = Duration::from_secs(60);
+const STARTUP_RETRY: Duration = Duration::from_secs(2);
+
+/// Whether `Reconciling=True` and it turned True less than `window` ago.
+fn converging_recently(status: &FleetStackStatus, now: &Time, window: Duration) -> bool {
+    fleet_crds::find_condition(&status.conditions, fleet_crds::RECONCILING)
+        .filter(|c| c.status == "True")
+        .map(|c| now.0.duration_since(c.last_transition_time.0))
+        .is_some_and(|elapsed| elapsed.as_secs() >= 0 && elapsed.unsigned_abs() < window)
 }
 
 fn now() -> Time {
