@@ -10,6 +10,7 @@ use crate::credentials::{Anonymous, CredentialSource, UserPassword};
 use crate::heartbeat;
 use crate::http;
 use crate::identity::AgentIdentity;
+use crate::oidc::OidcTokenSource;
 use crate::readiness::Readiness;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +62,7 @@ pub fn credentials_from_config(auth: &AuthConfig) -> Arc<dyn CredentialSource> {
         AuthConfig::UserPassword { user, password } => {
             Arc::new(UserPassword::new(user.clone(), password.clone()))
         }
+        AuthConfig::Oidc(oidc) => Arc::new(OidcTokenSource::new(oidc.clone())),
     }
 }
 

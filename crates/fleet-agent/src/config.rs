@@ -7,6 +7,12 @@
 //! | `FLEET_NATS_USER` | unset (no auth) | NATS user |
 //! | `FLEET_NATS_PASSWORD` | - | Password of `FLEET_NATS_USER` |
 //! | `FLEET_NATS_PASSWORD_FILE` | - | File holding the password, re-read on every (re)connect; exclusive with `FLEET_NATS_PASSWORD` |
+//! | `FLEET_OIDC_ISSUER` | unset | OIDC issuer URL; set = authenticate with a client_credentials access token (NATS auth callout); exclusive with `FLEET_NATS_USER` |
+//! | `FLEET_OIDC_CLIENT_ID` | - | OAuth client id (required with `FLEET_OIDC_ISSUER`) |
+//! | `FLEET_OIDC_CLIENT_SECRET` | - | Its secret |
+//! | `FLEET_OIDC_CLIENT_SECRET_FILE` | - | File holding the secret, re-read on every token fetch; exclusive with `FLEET_OIDC_CLIENT_SECRET` |
+//! | `FLEET_OIDC_SCOPE` | unset | Space-separated scopes (Zitadel: `openid urn:zitadel:iam:org:project:id:<id>:aud`) |
+//! | `FLEET_OIDC_AUDIENCE` | unset | `audience` parameter of the token request, for issuers that take one |
 //! | `FLEET_AGENT_LABELS` | empty | Labels `k=v,k=v` reported by `info` and heartbeats |
 //! | `FLEET_HEARTBEAT_INTERVAL` | `10s` | Heartbeat period (`500ms`, `10s`, `1m`; a bare number is seconds) |
 //! | `FLEET_HTTP_ADDR` | `0.0.0.0:8080` | Address of `/healthz` and `/readyz`; `off` disables the HTTP server |
@@ -20,6 +26,7 @@
 //! errors or in `Debug` output.
 
 use crate::credentials::{PasswordSource, Secret};
+use crate::oidc::OidcClientConfig;
 use fleet_proto::{AgentId, AgentIdError};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -50,6 +57,9 @@ pub enum AuthConfig {
         user: String,
         password: PasswordSource,
     },
+    /// An access token from the OIDC issuer (client_credentials), checked
+    /// by the NATS auth callout.
+    Oidc(OidcClientConfig),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +156,16 @@ impl AgentConfig {
             }
             (None, None) => AuthConfig::None,
         };
+        let auth = match (oidc_config(&get)?, auth) {
+            (None, auth) => auth,
+            (Some(oidc), AuthConfig::None) => AuthConfig::Oidc(oidc),
+            (Some(_), _) => {
+                return Err(ConfigError::Conflict {
+                    first: "FLEET_OIDC_ISSUER",
+                    second: "FLEET_NATS_USER",
+                });
+            }
+        };
 
         let labels = match get("FLEET_AGENT_LABELS") {
             Some(v) => parse_labels(&v).map_err(|reason| ConfigError::Invalid {
@@ -235,6 +255,53 @@ impl AgentConfig {
             log_format: LogFormat::Text,
         }
     }
+}
+
+/// The FLEET_OIDC_* settings; `None` when `FLEET_OIDC_ISSUER` is unset
+/// (the other variables are then ignored).
+fn oidc_config(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<OidcClientConfig>, ConfigError> {
+    let Some(issuer) = get("FLEET_OIDC_ISSUER") else {
+        return Ok(None);
+    };
+    if !(issuer.starts_with("http://") || issuer.starts_with("https://")) {
+        return Err(ConfigError::Invalid {
+            var: "FLEET_OIDC_ISSUER",
+            value: issuer,
+            reason: "not an http(s) URL".into(),
+        });
+    }
+    let client_id = get("FLEET_OIDC_CLIENT_ID").ok_or(ConfigError::Missing {
+        var: "FLEET_OIDC_CLIENT_ID",
+        hint: "FLEET_OIDC_ISSUER is set; give the OAuth client id of this agent",
+    })?;
+    let client_secret = match (
+        get("FLEET_OIDC_CLIENT_SECRET"),
+        get("FLEET_OIDC_CLIENT_SECRET_FILE"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Conflict {
+                first: "FLEET_OIDC_CLIENT_SECRET",
+                second: "FLEET_OIDC_CLIENT_SECRET_FILE",
+            });
+        }
+        (Some(s), None) => PasswordSource::Inline(Secret::new(s)),
+        (None, Some(f)) => PasswordSource::File(PathBuf::from(f)),
+        (None, None) => {
+            return Err(ConfigError::Missing {
+                var: "FLEET_OIDC_CLIENT_SECRET",
+                hint: "FLEET_OIDC_ISSUER is set; give the client secret in FLEET_OIDC_CLIENT_SECRET or FLEET_OIDC_CLIENT_SECRET_FILE",
+            });
+        }
+    };
+    Ok(Some(OidcClientConfig {
+        issuer: issuer.trim_end_matches('/').to_string(),
+        client_id,
+        client_secret,
+        scope: get("FLEET_OIDC_SCOPE"),
+        audience: get("FLEET_OIDC_AUDIENCE"),
+    }))
 }
 
 fn agent_id(
@@ -448,6 +515,88 @@ mod tests {
             }
         ));
         assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn oidc_client_credentials() {
+        let issuer = ("FLEET_OIDC_ISSUER", "https://idp.example/");
+        let c = config(&[
+            URL,
+            issuer,
+            ("FLEET_OIDC_CLIENT_ID", "agent-0"),
+            ("FLEET_OIDC_CLIENT_SECRET_FILE", "/s/secret"),
+            ("FLEET_OIDC_SCOPE", "openid x"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.auth,
+            AuthConfig::Oidc(OidcClientConfig {
+                issuer: "https://idp.example".into(),
+                client_id: "agent-0".into(),
+                client_secret: PasswordSource::File("/s/secret".into()),
+                scope: Some("openid x".into()),
+                audience: None,
+            })
+        );
+        let c = config(&[
+            URL,
+            issuer,
+            ("FLEET_OIDC_CLIENT_ID", "agent-0"),
+            ("FLEET_OIDC_CLIENT_SECRET", "hunter2"),
+        ])
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
+
+        let err = config(&[URL, issuer]).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                var: "FLEET_OIDC_CLIENT_ID",
+                ..
+            }
+        ));
+        let err = config(&[URL, issuer, ("FLEET_OIDC_CLIENT_ID", "a")]).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                var: "FLEET_OIDC_CLIENT_SECRET",
+                ..
+            }
+        ));
+        let err = config(&[
+            URL,
+            issuer,
+            ("FLEET_OIDC_CLIENT_ID", "a"),
+            ("FLEET_OIDC_CLIENT_SECRET", "hunter2"),
+            ("FLEET_OIDC_CLIENT_SECRET_FILE", "/f"),
+        ])
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Conflict { .. }));
+        assert!(!err.to_string().contains("hunter2"));
+        let err = config(&[
+            URL,
+            issuer,
+            ("FLEET_OIDC_CLIENT_ID", "a"),
+            ("FLEET_OIDC_CLIENT_SECRET", "s"),
+            ("FLEET_NATS_USER", "u"),
+            ("FLEET_NATS_PASSWORD", "p"),
+        ])
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Conflict {
+                first: "FLEET_OIDC_ISSUER",
+                ..
+            }
+        ));
+        let err = config(&[URL, ("FLEET_OIDC_ISSUER", "idp.example")]).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                var: "FLEET_OIDC_ISSUER",
+                ..
+            }
+        ));
     }
 
     #[test]

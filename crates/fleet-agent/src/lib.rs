@@ -5,7 +5,8 @@
 //! Modules, in the order a request meets them:
 //! - [`config`]: environment variables (all documented there);
 //! - [`credentials`]: the [`CredentialSource`] trait, asked on every
-//!   (re)connect;
+//!   (re)connect; [`oidc`]: the client_credentials token source used with
+//!   the NATS auth callout;
 //! - [`connection`]: connect options, capped backoff, connection events;
 //! - [`command_server`]: [`CommandServer`], [`CommandError`],
 //!   [`CommandServerError`];
@@ -21,6 +22,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod identity;
 pub mod logging;
+pub mod oidc;
 pub mod readiness;
 
 pub use agent::{Agent, AgentError, RunReport, credentials_from_config};
@@ -29,4 +31,5 @@ pub use config::{AgentConfig, AuthConfig, ConfigError, LogFormat};
 pub use credentials::{
     Anonymous, CredentialError, CredentialSource, Credentials, PasswordSource, Secret, UserPassword,
 };
+pub use oidc::{OidcClientConfig, OidcError, OidcTokenSource};
 pub use readiness::{NotReady, Readiness};
