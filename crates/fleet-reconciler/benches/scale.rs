@@ -146,6 +146,7 @@ async fn idle_writes(client: &Client) {
         class: Some(CLASS.into()),
         instance: None,
         leader_election: None,
+        concurrency: 16,
     };
     let m = metrics.clone();
     let handle = tokio::spawn(async move {
@@ -231,6 +232,7 @@ async fn apply_to_ready(client: &Client) {
         class: Some(CLASS.into()),
         instance: None,
         leader_election: None,
+        concurrency: 16,
     };
     let c = client.clone();
     let handle = tokio::spawn(async move {

@@ -60,6 +60,8 @@ pub struct Config {
     pub instance: Option<String>,
     /// Reconcile only while holding this Lease (several replicas).
     pub leader_election: Option<leader::LeaseConfig>,
+    /// How many stacks are reconciled at the same time.
+    pub concurrency: u16,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             class: None,
             instance: std::env::var("POD_NAME").ok(),
             leader_election: None,
+            concurrency: 16,
         }
     }
 }
@@ -152,6 +155,10 @@ pub async fn run_with_metrics(
     let child_api =
         |c: &Client| -> (Client, Option<String>) { (c.clone(), config.namespace.clone()) };
     let (c, ns) = child_api(&client);
+    // Bounded concurrency: 200 stacks reconciling at once would open 200
+    // connections (and TLS handshakes) to the API server for no gain.
+    let runtime_config =
+        kube::runtime::controller::Config::default().concurrency(config.concurrency);
     let mut controller = Controller::new(
         stacks,
         watcher::Config::default().labels(&class_selector(&config.class)),
@@ -161,6 +168,7 @@ pub async fn run_with_metrics(
     .owns(api::<ConfigMap>(&c, &ns), owned.clone())
     .owns(api::<Secret>(&c, &ns), owned.clone())
     .owns(api::<ServiceAccount>(&c, &ns), owned.clone());
+    controller = controller.with_config(runtime_config);
     if pdb_v1 {
         controller = controller.owns(api::<PodDisruptionBudget>(&c, &ns), owned.clone());
     }

@@ -150,14 +150,16 @@ pub async fn reconcile(
         if let Some(failed) = results.iter().find(|r| r.state != ComponentState::Ready) {
             ctx.metrics.error(&failed.reason);
         }
-        let mut delay = ctx.backoff.next(&key);
         // Right after a new generation the pods are still starting; the
         // StatefulSet's status change wakes us, but kube-proxy and the
         // Endpoints may lag it, and by then the exponential backoff would
-        // make us wait 8-16 s. Probe at least every 2 s during that window.
-        if converging_recently(&new, &now(), STARTUP_WINDOW) {
-            delay = delay.min(STARTUP_RETRY);
-        }
+        // make us wait 8-16 s. Probe every 2 s during that window without
+        // advancing the backoff, which starts at 1 s once the window is over.
+        let delay = if converging_recently(&new, &now(), STARTUP_WINDOW) {
+            STARTUP_RETRY
+        } else {
+            ctx.backoff.next(&key)
+        };
         Ok(Action::requeue(delay))
     }
 }

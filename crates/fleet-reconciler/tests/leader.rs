@@ -33,6 +33,7 @@ fn start(
         class: Some(ns.into()),
         instance: Some(identity.into()),
         leader_election: Some(lease),
+        concurrency: 16,
     };
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = oneshot::channel::<()>();

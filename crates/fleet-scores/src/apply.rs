@@ -80,6 +80,10 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 pub struct ApplyReport {
     pub written: Vec<String>,
     pub unchanged: usize,
+    /// Whether an object that already existed was changed (as opposed to
+    /// only creating missing ones): only then can the desired set have
+    /// shrunk, so only then is orphan pruning worth its LIST calls.
+    pub updated_existing: bool,
 }
 
 /// Applies `objects` in order. An object is written only when it is missing,
@@ -119,6 +123,7 @@ pub async fn apply_in_order(
                 continue;
             }
         }
+        report.updated_existing |= live.is_some();
         match api
             .patch(&name, &params, &Patch::Apply(&desired.object))
             .await

@@ -98,6 +98,14 @@ pub enum InterpretError {
         name: String,
         key: String,
     },
+    /// Never includes the value.
+    #[error("Secret {namespace}/{name} key {key} does not hold a valid {expected}")]
+    SecretInvalid {
+        namespace: String,
+        name: String,
+        key: String,
+        expected: &'static str,
+    },
     #[error("Secret {namespace}/{name} was created and deleted concurrently twice; retrying later")]
     SecretRace { namespace: String, name: String },
     #[error(transparent)]
@@ -111,7 +119,9 @@ impl InterpretError {
             InterpretError::Build { .. } => "BuildFailed",
             InterpretError::Api { .. } => "ApiError",
             InterpretError::NotOwned { .. } => "NotOwned",
-            InterpretError::SecretEncoding { .. } => "SecretInvalid",
+            InterpretError::SecretEncoding { .. } | InterpretError::SecretInvalid { .. } => {
+                "SecretInvalid"
+            }
             InterpretError::SecretRace { .. } => "SecretRace",
             InterpretError::Topology(_) => "TopologyError",
         }

@@ -38,6 +38,23 @@ pub async fn ensure_secret(
     owner: &OwnerReference,
     keys: &[&str],
 ) -> Result<(BTreeMap<String, Sensitive>, SecretWrite), InterpretError> {
+    ensure_secret_with(client, namespace, name, labels, owner, keys, &|_| {
+        generate_password()
+    })
+    .await
+}
+
+/// [`ensure_secret`] with a generator per key (e.g. nkeys seeds rather than
+/// passwords): `generate(key)` is called only for missing keys.
+pub async fn ensure_secret_with(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    owner: &OwnerReference,
+    keys: &[&str],
+    generate: &(dyn Fn(&str) -> Sensitive + Send + Sync),
+) -> Result<(BTreeMap<String, Sensitive>, SecretWrite), InterpretError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let api_err = |verb, source| InterpretError::Api {
         verb,
@@ -68,7 +85,7 @@ pub async fn ensure_secret(
                 }
                 let mut patch = BTreeMap::new();
                 for k in missing {
-                    let v = generate_password();
+                    let v = generate(k);
                     patch.insert(k.to_string(), v.expose().to_string());
                     values.insert(k.to_string(), v);
                 }
@@ -83,7 +100,7 @@ pub async fn ensure_secret(
                 let mut values = BTreeMap::new();
                 let mut data = BTreeMap::new();
                 for k in keys {
-                    let v = generate_password();
+                    let v = generate(k);
                     data.insert(k.to_string(), ByteString(v.expose().as_bytes().to_vec()));
                     values.insert(k.to_string(), v);
                 }

@@ -7,6 +7,7 @@ use std::process::Command;
 use fleet_crds::NatsSpec;
 use fleet_scores::labels::{CONFIG_HASH, DESIRED_HASH};
 use fleet_scores::nats::{self, NatsInput, NatsObjects};
+use fleet_scores::secret::Sensitive;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 fn input(spec: NatsSpec, pdb_v1: bool) -> NatsInput {
@@ -23,6 +24,7 @@ fn input(spec: NatsSpec, pdb_v1: bool) -> NatsInput {
         },
         spec,
         pdb_v1,
+        callout: None,
     }
 }
 
@@ -291,8 +293,15 @@ fn real_nats_server_accepts_the_rendered_config() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut js = replicas(3);
     js.jetstream.enabled = true;
-    for (i, spec) in [replicas(1), replicas(3), js].into_iter().enumerate() {
-        let o = nats::build(&input(spec, false));
+    let plain = [replicas(1), replicas(3), js.clone()]
+        .into_iter()
+        .map(|spec| input(spec, false));
+    let callout = [replicas(1), js].into_iter().map(|spec| NatsInput {
+        callout: Some(callout_keys().1),
+        ..input(spec, false)
+    });
+    for (i, input) in plain.chain(callout).enumerate() {
+        let o = nats::build(&input);
         // Paths of the pod are not writable here; point them at the tempdir.
         let conf = o
             .config
@@ -307,6 +316,7 @@ fn real_nats_server_accepts_the_rendered_config() {
             .env("SERVER_NAME", "demo-nats-0")
             .env("SYS_PASSWORD", "s3cret")
             .env("FLEET_PASSWORD", "f1eet")
+            .env("AUTH_PASSWORD", "auth-s3cret")
             .output()
             .expect("run nats-server -t");
         assert!(
@@ -316,4 +326,121 @@ fn real_nats_server_accepts_the_rendered_config() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// Seeds as the write-once Secret holds them, and the public keys the
+/// Interpret derives from them.
+fn callout_keys() -> (
+    std::collections::BTreeMap<String, Sensitive>,
+    nats::config::CalloutAuth,
+) {
+    let account = nkeys::KeyPair::new_account();
+    let xkey = nkeys::XKey::new();
+    let values = std::collections::BTreeMap::from([
+        (
+            nats::CALLOUT_ISSUER_SEED_KEY.to_string(),
+            Sensitive::new(account.seed().unwrap()),
+        ),
+        (
+            nats::CALLOUT_XKEY_SEED_KEY.to_string(),
+            Sensitive::new(xkey.seed().unwrap()),
+        ),
+    ]);
+    let auth = nats::callout_auth(&values, "fleet", "demo-nats-credentials").expect("valid seeds");
+    assert_eq!(auth.issuer, account.public_key());
+    assert_eq!(auth.xkey.as_deref(), Some(xkey.public_key().as_str()));
+    (values, auth)
+}
+
+#[test]
+fn callout_mode_renders_auth_callout_with_public_keys_only() {
+    let (seeds, keys) = callout_keys();
+    let o = nats::build(&NatsInput {
+        callout: Some(keys.clone()),
+        ..input(replicas(1), true)
+    });
+    let c = &o.config;
+    assert!(c.contains(&format!("issuer: \"{}\"", keys.issuer)), "{c}");
+    assert!(
+        c.contains(&format!("xkey: \"{}\"", keys.xkey.clone().unwrap())),
+        "{c}"
+    );
+    assert!(c.contains("account: AUTH"), "{c}");
+    // The probe (sys) and operator (fleet) users bypass the callout.
+    assert!(c.contains("auth_users: [auth, sys, fleet]"), "{c}");
+    assert!(c.contains("password: $AUTH_PASSWORD"), "{c}");
+    for seed in seeds.values() {
+        assert!(!c.contains(seed.expose()), "a seed is in the ConfigMap");
+    }
+    let env = o
+        .statefulset
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .env
+        .clone()
+        .unwrap();
+    let auth = env
+        .iter()
+        .find(|e| e.name == "AUTH_PASSWORD")
+        .expect("AUTH_PASSWORD env");
+    let key = auth
+        .value_from
+        .as_ref()
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .expect("from the Secret");
+    assert_eq!(
+        (key.name.as_str(), key.key.as_str()),
+        ("demo-nats-credentials", nats::AUTH_PASSWORD_KEY)
+    );
+
+    // UserPass mode: no callout, no AUTH_PASSWORD; switching modes changes
+    // the config hash, which rolls the pods.
+    let plain = nats::build(&input(replicas(1), true));
+    assert!(!plain.config.contains("auth_callout"));
+    let plain_env = plain
+        .statefulset
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .env
+        .clone()
+        .unwrap();
+    assert!(plain_env.iter().all(|e| e.name != "AUTH_PASSWORD"));
+    assert_ne!(config_hash(&plain), config_hash(&o));
+}
+
+#[test]
+fn invalid_callout_seeds_are_named_without_their_value() {
+    let (mut seeds, _) = callout_keys();
+    let user_seed = nkeys::KeyPair::new_user().seed().unwrap();
+    seeds.insert(
+        nats::CALLOUT_ISSUER_SEED_KEY.into(),
+        Sensitive::new(user_seed.clone()),
+    );
+    let err = nats::callout_auth(&seeds, "fleet", "demo-nats-credentials").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(nats::CALLOUT_ISSUER_SEED_KEY), "{text}");
+    assert!(!text.contains(&user_seed), "{text}");
+    assert_eq!(err.reason(), "SecretInvalid");
+    seeds.remove(nats::CALLOUT_XKEY_SEED_KEY);
+    seeds.insert(
+        nats::CALLOUT_ISSUER_SEED_KEY.into(),
+        Sensitive::new(nkeys::KeyPair::new_account().seed().unwrap()),
+    );
+    let err = nats::callout_auth(&seeds, "fleet", "demo-nats-credentials").unwrap_err();
+    assert!(
+        err.to_string().contains(nats::CALLOUT_XKEY_SEED_KEY),
+        "{err}"
+    );
 }

@@ -120,6 +120,7 @@ impl TestEnv {
                 class: Some(ns.clone()),
                 instance: Some(format!("test-{ns}")),
                 leader_election: None,
+                concurrency: 16,
             };
             let (tx, rx) = oneshot::channel::<()>();
             let m = metrics.clone();

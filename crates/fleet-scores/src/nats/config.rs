@@ -21,6 +21,29 @@ pub const FLEET_USER: &str = "fleet";
 pub const SYS_PASSWORD_ENV: &str = "SYS_PASSWORD";
 pub const FLEET_PASSWORD_ENV: &str = "FLEET_PASSWORD";
 
+/// With `auth.mode: Callout`: the auth-callout service's user, alone in the
+/// AUTH account, where nats-server publishes `$SYS.REQ.USER.AUTH`.
+pub const AUTH_USER: &str = "auth";
+pub const AUTH_ACCOUNT: &str = "AUTH";
+pub const AUTH_PASSWORD_ENV: &str = "AUTH_PASSWORD";
+/// Account the callout places agents in (its `FLEET_CALLOUT_TARGET_ACCOUNT`).
+pub const FLEET_ACCOUNT: &str = "FLEET";
+/// `authorization.timeout` in callout mode: covers the callout round trip
+/// (the callout's own budget is 1 s) and stays below the agents' 5 s
+/// connect timeout.
+pub const CALLOUT_AUTH_TIMEOUT_SECS: u32 = 2;
+
+/// Public keys of the auth callout (not secret; the seeds stay in the
+/// write-once Secret). Present = render `authorization.auth_callout`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalloutAuth {
+    /// The issuer account's public key (`A...`): the callout signs its
+    /// responses with the matching seed.
+    pub issuer: String,
+    /// Curve public key (`X...`): requests to the callout are encrypted.
+    pub xkey: Option<String>,
+}
+
 /// Everything the config depends on besides the spec.
 #[derive(Debug, Clone)]
 pub struct ConfigInput<'a> {
@@ -29,6 +52,8 @@ pub struct ConfigInput<'a> {
     pub headless_service: &'a str,
     pub statefulset: &'a str,
     pub spec: &'a NatsSpec,
+    /// `Some` with `auth.mode: Callout`.
+    pub callout: Option<&'a CalloutAuth>,
 }
 
 /// The complete server configuration.
@@ -48,7 +73,10 @@ pub fn render(input: &ConfigInput<'_>) -> String {
     if input.spec.jetstream.enabled {
         c.push_str(&jetstream_block(input.spec));
     }
-    c.push_str(&accounts_block(input.spec.jetstream.enabled));
+    match input.callout {
+        None => c.push_str(&accounts_block(input.spec.jetstream.enabled)),
+        Some(callout) => c.push_str(&callout_block(input.spec.jetstream.enabled, callout)),
+    }
     c
 }
 
@@ -90,6 +118,28 @@ pub fn accounts_block(jetstream: bool) -> String {
     };
     format!(
         "accounts {{\n  SYS {{\n    users: [{{user: {SYS_USER}, password: ${SYS_PASSWORD_ENV}}}]\n  }}\n  FLEET {{\n{fleet_js}    users: [{{user: {FLEET_USER}, password: ${FLEET_PASSWORD_ENV}}}]\n  }}\n}}\nsystem_account: SYS\n"
+    )
+}
+
+/// Accounts and `authorization.auth_callout` for callout auth: AUTH holds
+/// only the callout's user; SYS and FLEET keep their static users (the
+/// probe, the operator), which are listed in `auth_users` so they bypass
+/// the callout; every other client (the agents) is decided by the callout
+/// and placed in FLEET. Public so tests run a real nats-server with it.
+pub fn callout_block(jetstream: bool, callout: &CalloutAuth) -> String {
+    let fleet_js = if jetstream {
+        "    jetstream: enabled\n"
+    } else {
+        ""
+    };
+    let xkey = callout
+        .xkey
+        .as_ref()
+        .map(|x| format!("    xkey: \"{x}\"\n"))
+        .unwrap_or_default();
+    format!(
+        "accounts {{\n  {AUTH_ACCOUNT} {{\n    users: [{{user: {AUTH_USER}, password: ${AUTH_PASSWORD_ENV}}}]\n  }}\n  SYS {{\n    users: [{{user: {SYS_USER}, password: ${SYS_PASSWORD_ENV}}}]\n  }}\n  {FLEET_ACCOUNT} {{\n{fleet_js}    users: [{{user: {FLEET_USER}, password: ${FLEET_PASSWORD_ENV}}}]\n  }}\n}}\nsystem_account: SYS\nauthorization {{\n  timeout: {CALLOUT_AUTH_TIMEOUT_SECS}\n  auth_callout {{\n    issuer: \"{issuer}\"\n    account: {AUTH_ACCOUNT}\n    auth_users: [{AUTH_USER}, {SYS_USER}, {FLEET_USER}]\n{xkey}  }}\n}}\n",
+        issuer = callout.issuer,
     )
 }
 

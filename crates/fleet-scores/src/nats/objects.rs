@@ -43,6 +43,9 @@ pub struct NatsInput {
     pub spec: NatsSpec,
     /// Whether policy/v1 is served (a PDB is built only then).
     pub pdb_v1: bool,
+    /// Public keys of the auth callout; `Some` renders callout auth (the
+    /// Interpret sets it when `spec.auth.mode` is `Callout`).
+    pub callout: Option<config::CalloutAuth>,
 }
 
 /// Object names, derived from the stack name.
@@ -124,6 +127,7 @@ pub fn build(input: &NatsInput) -> NatsObjects {
         headless_service: &names.headless_service,
         statefulset: &names.statefulset,
         spec: &input.spec,
+        callout: input.callout.as_ref(),
     });
     let config_hash = hex(&Sha256::digest(config.as_bytes()));
     let selector = labels::selector_labels(&input.stack, COMPONENT);
@@ -310,29 +314,41 @@ fn statefulset(
             format!("{}/{}", config::CONFIG_DIR, config::CONFIG_FILE),
         ]),
         ports: Some(container_ports),
-        env: Some(vec![
-            EnvVar {
-                name: "SERVER_NAME".into(),
-                value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path: "metadata.name".into(),
+        env: Some(
+            vec![
+                EnvVar {
+                    name: "SERVER_NAME".into(),
+                    value_from: Some(EnvVarSource {
+                        field_ref: Some(ObjectFieldSelector {
+                            field_path: "metadata.name".into(),
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     }),
                     ..Default::default()
-                }),
-                ..Default::default()
-            },
-            secret_env(
-                config::SYS_PASSWORD_ENV,
-                &names.credentials_secret,
-                super::SYS_PASSWORD_KEY,
-            ),
-            secret_env(
-                config::FLEET_PASSWORD_ENV,
-                &names.credentials_secret,
-                super::FLEET_PASSWORD_KEY,
-            ),
-        ]),
+                },
+                secret_env(
+                    config::SYS_PASSWORD_ENV,
+                    &names.credentials_secret,
+                    super::SYS_PASSWORD_KEY,
+                ),
+                secret_env(
+                    config::FLEET_PASSWORD_ENV,
+                    &names.credentials_secret,
+                    super::FLEET_PASSWORD_KEY,
+                ),
+            ]
+            .into_iter()
+            // The callout's user exists only in callout mode.
+            .chain(input.callout.is_some().then(|| {
+                secret_env(
+                    config::AUTH_PASSWORD_ENV,
+                    &names.credentials_secret,
+                    super::AUTH_PASSWORD_KEY,
+                )
+            }))
+            .collect(),
+        ),
         volume_mounts: Some(mounts),
         resources,
         // The NATS chart's probes: startup and readiness on /healthz
