@@ -143,6 +143,27 @@ pub async fn acquire(client: &Client, cfg: &LeaseConfig, shutdown: &Cancellation
     }
 }
 
+/// Gives the Lease up on a clean shutdown (holder cleared, renew time kept)
+/// so that a follower takes over at its next retry instead of waiting for
+/// the Lease to expire. Best effort: a failure only costs that wait.
+pub async fn release(client: &Client, cfg: &LeaseConfig) {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
+    let Ok(Some(mut lease)) = api.get_opt(&cfg.name).await else {
+        return;
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return;
+    };
+    if spec.holder_identity.as_deref() != Some(cfg.identity.as_str()) {
+        return;
+    }
+    spec.holder_identity = None;
+    match api.replace(&cfg.name, &PostParams::default(), &lease).await {
+        Ok(_) => info!(lease = %cfg.name, "released the Lease"),
+        Err(e) => warn!(lease = %cfg.name, error = %e, "could not release the Lease"),
+    }
+}
+
 /// Renews until `shutdown`; cancels `lost` when another holder took the
 /// Lease or a renewal could not be made in time.
 pub async fn hold(

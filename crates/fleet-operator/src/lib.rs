@@ -161,6 +161,11 @@ pub async fn run(
     // Whatever ended the inventory ends the command controller too.
     token.cancel();
     let _ = command_task.await;
+    if let Some(lease) = &config.leader_election
+        && !lost.is_cancelled()
+    {
+        leader::release(&client, lease).await;
+    }
     ready.store(false, Ordering::Relaxed);
     info!("fleet-operator stopped");
     inventory_result?;

@@ -69,6 +69,15 @@ async fn only_the_lease_holder_writes_and_a_follower_takes_over() {
 
     stop1.cancel();
     op1.await.expect("op-1 task").expect("op-1 stops cleanly");
+    // op-1 released the Lease on its way out: right after it returns, the
+    // holder is nobody (or already op-2), never op-1 (which, unreleased,
+    // it would stay until the Lease expires).
+    let after_stop = holder(leases.clone()).await;
+    assert_ne!(
+        after_stop.as_deref(),
+        Some("op-1"),
+        "the Lease was not released"
+    );
     wait_for("op-2 holds the Lease", || {
         let l = leases.clone();
         async move { (holder(l).await.as_deref() == Some("op-2")).then_some(()) }
