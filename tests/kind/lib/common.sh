@@ -81,3 +81,17 @@ node_ip() {
   [ -n "$ip" ] || die "could not find a global IPv4 address for the node; the cluster needs one network interface with an IPv4 address"
   echo "$ip"
 }
+
+# write_if_changed FILE < content: replaces FILE only when the content
+# differs. Components watch their config files (kube-proxy exits when its
+# file changes), so a second `up` must not touch files of running processes.
+write_if_changed() {
+  local file="$1" tmp
+  tmp=$(mktemp "$file.XXXXXX")
+  cat > "$tmp"
+  if [ -f "$file" ] && cmp -s "$tmp" "$file"; then
+    rm -f "$tmp"
+  else
+    mv "$tmp" "$file"
+  fi
+}
