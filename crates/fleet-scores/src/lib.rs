@@ -15,6 +15,7 @@
 
 pub mod agents;
 pub mod apply;
+pub mod callout;
 pub mod labels;
 pub mod nats;
 pub mod pod;

@@ -1,0 +1,248 @@
+//! The desired objects of a FleetStack's auth callout (a pure function):
+//! ServiceAccount, a Service for `/metrics` (and the smoke probe's
+//! `/readyz`), and a Deployment. The callout is stateless (any replica can
+//! answer any request: they share a NATS queue group), so a Deployment, not
+//! a StatefulSet.
+//!
+//! Its secrets come from the NATS credentials Secret that FleetNatsScore
+//! creates write-once in callout mode (the AUTH user's password, the issuer
+//! account seed, the curve seed), mounted as files; the OIDC client for
+//! introspection, if any, from a user-provided Secret as env vars from
+//! `secretKeyRef`. No secret is ever a literal in the pod spec.
+
+use fleet_crds::CalloutSpec;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, KeyToPath, PodSpec, PodTemplateSpec, SecretVolumeSource, Service, ServiceAccount,
+    ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+
+use crate::apply::DesiredObject;
+use crate::labels;
+use crate::nats::{self, NatsNames};
+use crate::pod;
+use crate::score::InterpretError;
+
+pub const COMPONENT: &str = "callout";
+/// `/metrics`, `/healthz`, `/readyz` (FLEET_CALLOUT_HTTP_ADDR).
+pub const HTTP_PORT: u16 = 8080;
+/// Where the seeds and the NATS password are mounted.
+pub const KEYS_DIR: &str = "/etc/fleet/callout";
+pub const DEFAULT_RESOURCES: [(&str, &str, &str); 2] =
+    [("cpu", "20m", "500m"), ("memory", "32Mi", "128Mi")];
+
+/// How the callout validates tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalloutOidc {
+    /// Issuer URL exactly as in the tokens' `iss`.
+    pub issuer: String,
+    /// Audience tokens must carry (Zitadel: the project id).
+    pub audience: String,
+    /// Claim holding the agent id; `None` = the callout's default `sub`
+    /// (docs/adr/0034: `client_id`/`azp` with Zitadel).
+    pub identity_claim: Option<String>,
+    /// Secret with keys `clientId` and `clientSecret` for introspection of
+    /// opaque tokens; `None` = JWT access tokens only.
+    pub introspection_secret: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CalloutInput {
+    pub stack: String,
+    pub namespace: String,
+    pub owner: OwnerReference,
+    pub spec: CalloutSpec,
+    pub oidc: CalloutOidc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalloutNames {
+    pub deployment: String,
+    pub service: String,
+    pub service_account: String,
+}
+
+impl CalloutNames {
+    pub fn new(stack: &str) -> Self {
+        CalloutNames {
+            deployment: format!("{stack}-callout"),
+            service: format!("{stack}-callout"),
+            service_account: format!("{stack}-callout"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CalloutObjects {
+    pub service_account: ServiceAccount,
+    pub service: Service,
+    pub deployment: Deployment,
+}
+
+impl CalloutObjects {
+    /// ServiceAccount, Service, Deployment last.
+    pub fn ordered(&self) -> Result<Vec<DesiredObject>, InterpretError> {
+        Ok(vec![
+            DesiredObject::new(&self.service_account)?,
+            DesiredObject::new(&self.service)?,
+            DesiredObject::new(&self.deployment)?,
+        ])
+    }
+}
+
+fn meta(input: &CalloutInput, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(input.namespace.clone()),
+        labels: Some(labels::component_labels(&input.stack, COMPONENT)),
+        owner_references: Some(vec![input.owner.clone()]),
+        ..Default::default()
+    }
+}
+
+/// The callout container's environment (see crates/fleet-callout/src/config.rs).
+fn env(input: &CalloutInput) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
+    let nats = NatsNames::new(&input.stack);
+    let file = |key: &str| format!("{KEYS_DIR}/{key}");
+    let mut env = vec![
+        pod::env(
+            "FLEET_CALLOUT_NATS_URL",
+            format!(
+                "nats://{}.{}.svc.cluster.local:{}",
+                nats.client_service,
+                input.namespace,
+                nats::config::CLIENT_PORT
+            ),
+        ),
+        pod::env("FLEET_CALLOUT_NATS_USER", nats::config::AUTH_USER),
+        pod::env(
+            "FLEET_CALLOUT_NATS_PASSWORD_FILE",
+            file(nats::AUTH_PASSWORD_KEY),
+        ),
+        pod::env(
+            "FLEET_CALLOUT_ISSUER_SEED_FILE",
+            file(nats::CALLOUT_ISSUER_SEED_KEY),
+        ),
+        pod::env(
+            "FLEET_CALLOUT_XKEY_SEED_FILE",
+            file(nats::CALLOUT_XKEY_SEED_KEY),
+        ),
+        pod::env("FLEET_CALLOUT_TARGET_ACCOUNT", nats::config::FLEET_ACCOUNT),
+        pod::env("FLEET_CALLOUT_OIDC_ISSUER", input.oidc.issuer.clone()),
+        pod::env("FLEET_CALLOUT_OIDC_AUDIENCE", input.oidc.audience.clone()),
+        pod::env("FLEET_CALLOUT_HTTP_ADDR", format!("0.0.0.0:{HTTP_PORT}")),
+        pod::env("RUST_LOG", "info"),
+    ];
+    if let Some(claim) = &input.oidc.identity_claim {
+        env.push(pod::env("FLEET_CALLOUT_IDENTITY_CLAIM", claim.clone()));
+    }
+    if let Some(secret) = &input.oidc.introspection_secret {
+        env.push(pod::secret_env(
+            "FLEET_CALLOUT_OIDC_CLIENT_ID",
+            secret,
+            "clientId",
+        ));
+        env.push(pod::secret_env(
+            "FLEET_CALLOUT_OIDC_CLIENT_SECRET",
+            secret,
+            "clientSecret",
+        ));
+    }
+    env
+}
+
+/// Builds every desired object (pure).
+pub fn build(input: &CalloutInput) -> CalloutObjects {
+    let names = CalloutNames::new(&input.stack);
+    let selector = labels::selector_labels(&input.stack, COMPONENT);
+    let service_account = ServiceAccount {
+        metadata: meta(input, &names.service_account),
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    };
+    let service = Service {
+        metadata: meta(input, &names.service),
+        spec: Some(ServiceSpec {
+            selector: Some(selector.clone()),
+            ports: Some(vec![pod::service_port("http", HTTP_PORT)]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let container = Container {
+        name: "callout".into(),
+        image: Some(input.spec.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        env: Some(env(input)),
+        ports: Some(vec![pod::container_port("http", HTTP_PORT)]),
+        // Ready = subscribed to $SYS.REQ.USER.AUTH and discovery loaded.
+        readiness_probe: Some(pod::http_probe("http", "/readyz", 2, 3)),
+        liveness_probe: Some(pod::http_probe("http", "/healthz", 10, 3)),
+        resources: Some(pod::resources(None, &DEFAULT_RESOURCES)),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "keys".into(),
+            mount_path: KEYS_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        }]),
+        security_context: Some(pod::restricted_container_security()),
+        ..Default::default()
+    };
+    let key = |k: &str| KeyToPath {
+        key: k.into(),
+        path: k.into(),
+        ..Default::default()
+    };
+    let mut template_labels = labels::component_labels(&input.stack, COMPONENT);
+    template_labels.extend(selector.clone());
+    let deployment = Deployment {
+        metadata: meta(input, &names.deployment),
+        spec: Some(DeploymentSpec {
+            replicas: Some(input.spec.replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(template_labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(names.service_account.clone()),
+                    automount_service_account_token: Some(false),
+                    // SIGTERM: stop taking requests, finish those in flight
+                    // (each bounded by the 1 s budget).
+                    termination_grace_period_seconds: Some(15),
+                    security_context: Some(pod::restricted_pod_security()),
+                    containers: vec![container],
+                    volumes: Some(vec![Volume {
+                        name: "keys".into(),
+                        secret: Some(SecretVolumeSource {
+                            secret_name: Some(NatsNames::new(&input.stack).credentials_secret),
+                            // Only the callout's keys, not the other users'
+                            // passwords of the same Secret.
+                            items: Some(vec![
+                                key(nats::AUTH_PASSWORD_KEY),
+                                key(nats::CALLOUT_ISSUER_SEED_KEY),
+                                key(nats::CALLOUT_XKEY_SEED_KEY),
+                            ]),
+                            default_mode: Some(0o440),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    CalloutObjects {
+        service_account,
+        service,
+        deployment,
+    }
+}
