@@ -23,6 +23,7 @@ pub mod score;
 pub mod secret;
 pub mod topology;
 pub mod write_once;
+pub mod zitadel;
 
 pub use score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
 pub use topology::{K8sTopology, KubernetesTopology, ProbeRoute, Topology};

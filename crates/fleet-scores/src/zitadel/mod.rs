@@ -1,0 +1,320 @@
+//! `FleetZitadelScore`: the identity provider of a FleetStack.
+//!
+//! - **External** (`spec.identity.external`): nothing is deployed; the
+//!   smoke probe checks that the issuer's discovery answers and that the
+//!   client in `clientCredentials` (keys `clientId`, `clientSecret`)
+//!   obtains a token with `client_credentials`.
+//! - **Managed** (`spec.identity.managed`): a Zitadel with a bundled
+//!   PostgreSQL or an external one. Pipeline: write-once masterkey (32 ASCII
+//!   characters; it can never change after init) and database passwords ->
+//!   database -> `init` Job -> `setup` Job -> Deployment, each stage applied
+//!   only once the previous one is complete (operator-owned Jobs with fixed
+//!   names instead of Helm hooks) -> probe: `/debug/ready` and discovery
+//!   with the `Host` header. Managed mode cannot run in this environment (no
+//!   Zitadel image); its objects are covered by unit tests.
+//!
+//! Not implemented: creating the per-agent machine users (ADR 0034) through
+//! the Zitadel API with the provisioner user's credentials, and so the
+//! managed probe's token step.
+
+pub mod objects;
+pub mod probe;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use fleet_crds::{DatabaseMode, IdentitySpec};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Api;
+use kube::core::ApiResource;
+
+use crate::apply::{self, ApplyReport, DesiredObject};
+use crate::labels;
+use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
+use crate::secret::Sensitive;
+use crate::topology::KubernetesTopology;
+use crate::write_once::{self, SecretWrite};
+pub use objects::{COMPONENT, ZitadelInput, ZitadelNames, ZitadelObjects, build};
+pub use probe::{IdentityProbeTarget, smoke_probe};
+
+/// Keys of the external mode's `clientCredentials` Secret.
+pub const CLIENT_ID_KEY: &str = "clientId";
+pub const CLIENT_SECRET_KEY: &str = "clientSecret";
+
+/// The identity component of one FleetStack.
+#[derive(Debug, Clone)]
+pub struct FleetZitadelScore {
+    pub stack: String,
+    pub namespace: String,
+    pub owner: OwnerReference,
+    /// Exactly one of `managed` / `external` (validated before).
+    pub spec: IdentitySpec,
+    /// Scopes the probe identity requests (Zitadel:
+    /// `openid urn:zitadel:iam:org:project:id:<id>:aud`).
+    pub probe_scope: Option<String>,
+    pub probe_timeout: Duration,
+}
+
+impl FleetZitadelScore {
+    /// The issuer URL agents and the callout use.
+    pub fn issuer(&self) -> Option<String> {
+        match (&self.spec.external, &self.spec.managed) {
+            (Some(e), _) => Some(e.issuer.trim_end_matches('/').to_string()),
+            (None, Some(m)) => Some(format!(
+                "http://{}:{}",
+                m.external_domain,
+                objects::HTTP_PORT
+            )),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Kinds the identity component may own (orphan cleanup).
+pub fn owned_kinds(pdb_v1: bool) -> Vec<ApiResource> {
+    let mut kinds = apply::owned_kinds(pdb_v1);
+    kinds.push(ApiResource::erase::<Deployment>(&()));
+    kinds.push(ApiResource::erase::<Job>(&()));
+    kinds
+}
+
+impl<T: KubernetesTopology> Score<T> for FleetZitadelScore {
+    type Interpret = ZitadelInterpret;
+
+    fn component(&self) -> &'static str {
+        COMPONENT
+    }
+
+    fn create_interpret(&self) -> ZitadelInterpret {
+        ZitadelInterpret {
+            score: self.clone(),
+        }
+    }
+}
+
+pub struct ZitadelInterpret {
+    score: FleetZitadelScore,
+}
+
+fn failed(reason: &'static str, message: String) -> ProbeOutcome {
+    ProbeOutcome::Failed {
+        reason,
+        message,
+        latency: Duration::ZERO,
+    }
+}
+
+impl<T: KubernetesTopology> Interpret<T> for ZitadelInterpret {
+    async fn execute(&self, topology: &T) -> Result<Outcome, InterpretError> {
+        let s = &self.score;
+        let client = topology.client();
+        let mut report = ApplyReport::default();
+        let mut keep = BTreeSet::new();
+
+        let probe = if let Some(external) = &s.spec.external {
+            let secret = &external.client_credentials.name;
+            let id = read_key(client, &s.namespace, secret, CLIENT_ID_KEY).await?;
+            let password = read_key(client, &s.namespace, secret, CLIENT_SECRET_KEY).await?;
+            match (id, password) {
+                (Some(id), Some(password)) => {
+                    let target = IdentityProbeTarget {
+                        issuer: external.issuer.clone(),
+                        reach_at: None,
+                        zitadel_ready: false,
+                        client: Some((id.expose().to_string(), password)),
+                        scope: s.probe_scope.clone(),
+                    };
+                    smoke_probe(&target, s.probe_timeout).await
+                }
+                _ => failed(
+                    "CredentialsMissing",
+                    format!(
+                        "identity: Secret {secret} needs keys {CLIENT_ID_KEY} and {CLIENT_SECRET_KEY}"
+                    ),
+                ),
+            }
+        } else if let Some(managed) = &s.spec.managed {
+            let input = ZitadelInput {
+                stack: s.stack.clone(),
+                namespace: s.namespace.clone(),
+                owner: s.owner.clone(),
+                spec: managed.clone(),
+            };
+            let names = ZitadelNames::new(&s.stack);
+            let labels = labels::component_labels(&s.stack, COMPONENT);
+            let mut secrets = vec![(names.masterkey_secret.clone(), vec![objects::MASTERKEY_KEY])];
+            if managed.database.mode == DatabaseMode::Bundled {
+                secrets.push((
+                    names.db_secret.clone(),
+                    vec![
+                        objects::DB_ADMIN_PASSWORD_KEY,
+                        objects::DB_USER_PASSWORD_KEY,
+                    ],
+                ));
+            }
+            // Generated passwords are 32 alphanumerics: exactly the 32 ASCII
+            // characters a Zitadel masterkey must be.
+            for (name, keys) in &secrets {
+                let (_, written) =
+                    write_once::ensure_secret(client, &s.namespace, name, &labels, &s.owner, keys)
+                        .await?;
+                if written != SecretWrite::Unchanged {
+                    report.written.push(format!("Secret/{name}"));
+                }
+                keep.insert(format!("Secret/{name}"));
+            }
+            let stages = build(&input).stages()?;
+            let all: Vec<&DesiredObject> = stages
+                .database
+                .iter()
+                .chain(&stages.init)
+                .chain(&stages.setup)
+                .chain(&stages.run)
+                .collect();
+            keep.extend(all.iter().map(|o| o.key()));
+            self.staged(topology, &names, &stages, &mut report).await?
+        } else {
+            failed(
+                "NoIdentity",
+                "identity: neither managed nor external is set".into(),
+            )
+        };
+
+        let deleted = if report.updated_existing {
+            apply::prune(
+                client,
+                &s.namespace,
+                &s.stack,
+                COMPONENT,
+                &owned_kinds(topology.serves_pdb_v1()),
+                &keep,
+            )
+            .await?
+        } else {
+            Vec::new()
+        };
+        Ok(Outcome {
+            component: COMPONENT,
+            written: report.written,
+            unchanged: report.unchanged,
+            deleted,
+            probe,
+            units: None,
+        })
+    }
+}
+
+impl ZitadelInterpret {
+    /// Applies the stages in order, stopping (with a failed probe naming the
+    /// stage) at the first one not complete yet.
+    async fn staged<T: KubernetesTopology>(
+        &self,
+        topology: &T,
+        names: &ZitadelNames,
+        stages: &objects::ZitadelStages,
+        report: &mut ApplyReport,
+    ) -> Result<ProbeOutcome, InterpretError> {
+        let s = &self.score;
+        let client = topology.client();
+        let ns = &s.namespace;
+        if !stages.database.is_empty() {
+            apply::apply_in_order(client, ns, &stages.database, report).await?;
+            let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+            let ready = get(&api, ns, &names.db_statefulset, "StatefulSet")
+                .await?
+                .and_then(|sts| sts.status)
+                .and_then(|st| st.ready_replicas)
+                .unwrap_or(0);
+            if ready < 1 {
+                return Ok(failed(
+                    "DatabaseNotReady",
+                    format!(
+                        "identity: PostgreSQL {} is not ready yet",
+                        names.db_statefulset
+                    ),
+                ));
+            }
+        }
+        for (stage, job) in [
+            (&stages.init, &names.init_job),
+            (&stages.setup, &names.setup_job),
+        ] {
+            apply::apply_in_order(client, ns, stage, report).await?;
+            let api: Api<Job> = Api::namespaced(client.clone(), ns);
+            let status = get(&api, ns, job, "Job").await?.and_then(|j| j.status);
+            let succeeded = status.as_ref().and_then(|st| st.succeeded).unwrap_or(0) > 0;
+            let failed_job = status
+                .iter()
+                .flat_map(|st| st.conditions.iter().flatten())
+                .any(|c| c.type_ == "Failed" && c.status == "True");
+            if failed_job {
+                return Ok(failed(
+                    "ZitadelJobFailed",
+                    format!("identity: Job {job} failed; see its pod logs"),
+                ));
+            }
+            if !succeeded {
+                return Ok(failed(
+                    "ZitadelJobRunning",
+                    format!("identity: waiting for Job {job} to complete"),
+                ));
+            }
+        }
+        apply::apply_in_order(client, ns, &stages.run, report).await?;
+        let Some(issuer) = s.issuer() else {
+            return Ok(failed("NoIdentity", "identity: no issuer".into()));
+        };
+        Ok(match topology.service_host(ns, &names.service).await {
+            Ok(host) => {
+                let target = IdentityProbeTarget {
+                    issuer,
+                    reach_at: Some(format!("http://{host}:{}", objects::HTTP_PORT)),
+                    zitadel_ready: true,
+                    client: None,
+                    scope: s.probe_scope.clone(),
+                };
+                smoke_probe(&target, s.probe_timeout).await
+            }
+            Err(e) => failed("ServiceUnreachable", format!("identity: {e}")),
+        })
+    }
+}
+
+async fn get<K>(api: &Api<K>, ns: &str, name: &str, kind: &str) -> Result<Option<K>, InterpretError>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.get_opt(name)
+        .await
+        .map_err(|source| InterpretError::Api {
+            verb: "get",
+            kind: kind.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            source: Box::new(source),
+        })
+}
+
+/// One key of a Secret (`None` if the Secret or key is missing).
+async fn read_key(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<Option<Sensitive>, InterpretError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = get(&api, namespace, name, "Secret").await?;
+    let Some(bytes) = secret.and_then(|s| s.data).and_then(|mut d| d.remove(key)) else {
+        return Ok(None);
+    };
+    String::from_utf8(bytes.0)
+        .map(|v| Some(Sensitive::new(v.trim().to_string())))
+        .map_err(|_| InterpretError::SecretEncoding {
+            namespace: namespace.into(),
+            name: name.into(),
+            key: key.into(),
+        })
+}

@@ -1,0 +1,183 @@
+//! Identity smoke probe: the issuer's discovery answers (with our issuer
+//! and a token endpoint) and a probe identity obtains a token with
+//! `client_credentials`. With managed Zitadel, `/debug/ready` is checked
+//! first with the `Host` header Zitadel routes on (without it Zitadel
+//! answers "Instance not found").
+
+use std::time::{Duration, Instant};
+
+use crate::score::ProbeOutcome;
+use crate::secret::Sensitive;
+
+#[derive(Debug, Clone)]
+pub struct IdentityProbeTarget {
+    /// Issuer URL as in tokens' `iss`.
+    pub issuer: String,
+    /// Where this process reaches the issuer, if not at `issuer` itself
+    /// (managed Zitadel: `http://<service host>:8080`); requests then carry
+    /// `Host: <host of issuer>`.
+    pub reach_at: Option<String>,
+    /// Check `/debug/ready` first (Zitadel).
+    pub zitadel_ready: bool,
+    /// The probe identity (client id, secret); `None` checks readiness and
+    /// discovery only.
+    pub client: Option<(String, Sensitive)>,
+    pub scope: Option<String>,
+}
+
+/// Runs the probe within `deadline`.
+pub async fn smoke_probe(target: &IdentityProbeTarget, deadline: Duration) -> ProbeOutcome {
+    let started = Instant::now();
+    let result = tokio::time::timeout(deadline, run(target, deadline)).await;
+    let latency = started.elapsed();
+    match result {
+        Ok(Ok(())) => ProbeOutcome::Passed {
+            latency,
+            message: match &target.client {
+                Some((id, _)) => {
+                    format!("identity: discovery answered and client {id} obtained a token")
+                }
+                None => "identity: discovery answered (no probe identity configured)".into(),
+            },
+        },
+        Ok(Err((reason, message))) => ProbeOutcome::Failed {
+            reason,
+            message,
+            latency,
+        },
+        Err(_) => ProbeOutcome::Failed {
+            reason: "ProbeTimeout",
+            message: format!(
+                "identity: probe of {} did not finish within {}s",
+                target.issuer,
+                deadline.as_secs()
+            ),
+            latency,
+        },
+    }
+}
+
+type Failure = (&'static str, String);
+
+async fn run(t: &IdentityProbeTarget, deadline: Duration) -> Result<(), Failure> {
+    let http = reqwest::Client::builder()
+        .timeout(deadline)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ("ProbeSetupFailed", format!("identity: HTTP client: {e}")))?;
+    let issuer = t.issuer.trim_end_matches('/');
+    // (URL to call, Host header) for a path of the issuer.
+    let host = issuer
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default()
+        .to_string();
+    let at = |path: &str| match &t.reach_at {
+        Some(base) => format!("{}{path}", base.trim_end_matches('/')),
+        None => format!("{issuer}{path}"),
+    };
+    let get = |url: String| {
+        let mut req = http.get(url);
+        if t.reach_at.is_some() {
+            req = req.header(reqwest::header::HOST, host.clone());
+        }
+        req
+    };
+
+    if t.zitadel_ready {
+        let url = at("/debug/ready");
+        let resp = get(url.clone()).send().await.map_err(|e| {
+            (
+                "IdentityUnreachable",
+                format!("identity: GET {url}: {}", cause(&e)),
+            )
+        })?;
+        if !resp.status().is_success() {
+            return Err((
+                "IdentityNotReady",
+                format!("identity: GET {url} answered {}", resp.status()),
+            ));
+        }
+    }
+
+    let url = at("/.well-known/openid-configuration");
+    let resp = get(url.clone()).send().await.map_err(|e| {
+        (
+            "IdentityUnreachable",
+            format!("identity: GET {url}: {}", cause(&e)),
+        )
+    })?;
+    if !resp.status().is_success() {
+        return Err((
+            "DiscoveryFailed",
+            format!("identity: GET {url} answered {}", resp.status()),
+        ));
+    }
+    let doc: serde_json::Value = resp
+        .json()
+        .await
+        .map_err(|e| ("DiscoveryFailed", format!("identity: {url}: {e}")))?;
+    let found = doc["issuer"].as_str().unwrap_or_default();
+    if found.trim_end_matches('/') != issuer {
+        return Err((
+            "IssuerMismatch",
+            format!("identity: {url} names issuer {found:?}, expected {issuer:?}"),
+        ));
+    }
+    let token_endpoint = doc["token_endpoint"].as_str().ok_or((
+        "DiscoveryFailed",
+        format!("identity: {url} has no token_endpoint"),
+    ))?;
+    let Some((client_id, client_secret)) = &t.client else {
+        return Ok(());
+    };
+    // The token endpoint is in the issuer's URL space; reach it the same way.
+    let token_url = match (&t.reach_at, token_endpoint.strip_prefix(issuer)) {
+        (Some(_), Some(path)) => at(path),
+        _ => token_endpoint.to_string(),
+    };
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(scope) = &t.scope {
+        form.push(("scope", scope));
+    }
+    let mut req = http
+        .post(&token_url)
+        .basic_auth(client_id, Some(client_secret.expose()))
+        .form(&form);
+    if t.reach_at.is_some() {
+        req = req.header(reqwest::header::HOST, host.clone());
+    }
+    let resp = req.send().await.map_err(|e| {
+        (
+            "IdentityUnreachable",
+            format!("identity: POST {token_url}: {}", cause(&e)),
+        )
+    })?;
+    let status = resp.status();
+    // Only the OAuth error code is reported, never the body (it could
+    // hold a token).
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    if !status.is_success() {
+        let error = body["error"].as_str().unwrap_or("no OAuth error");
+        return Err((
+            "TokenRefused",
+            format!("identity: {token_url} refused probe client {client_id} ({status} {error})"),
+        ));
+    }
+    match body["access_token"].as_str() {
+        Some(token) if !token.is_empty() => Ok(()),
+        _ => Err((
+            "TokenRefused",
+            format!("identity: {token_url} answered without an access_token"),
+        )),
+    }
+}
+
+fn cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
