@@ -9,6 +9,7 @@
 //! creates the write-once Secret holding the callout's NATS password and
 //! seeds, and renders the matching `auth_callout` config.
 
+pub mod agent_env;
 pub mod objects;
 pub mod probe;
 
