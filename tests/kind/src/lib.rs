@@ -77,16 +77,23 @@ impl TestNamespace {
             .create(&PostParams::default(), &ns)
             .await
             .map_err(api_err(format!("creating namespace {name}")))?;
-        // Pods cannot be created before the namespace's default ServiceAccount exists.
+        // Pods cannot be created before the namespace's default ServiceAccount
+        // exists and (Kubernetes < 1.24) has its token Secret: until then the
+        // API answers "No API token found for service account".
         let sa =
             Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), &name);
+        let needs_secret = mints_token_secrets(&client).await;
         poll(
-            &format!("serviceaccount {name}/default"),
+            &format!("serviceaccount {name}/default and its token"),
             Duration::from_secs(30),
             || async {
                 match sa.get_opt("default").await {
-                    Ok(Some(_)) => Ok(Some(())),
-                    Ok(None) => Ok(None),
+                    Ok(Some(sa))
+                        if !needs_secret || sa.secrets.as_ref().is_some_and(|s| !s.is_empty()) =>
+                    {
+                        Ok(Some(()))
+                    }
+                    Ok(_) => Ok(None),
                     Err(e) => Err(e.to_string()),
                 }
             },
@@ -108,6 +115,18 @@ impl TestNamespace {
         let _ = Api::<Namespace>::all(self.client.clone())
             .delete(&self.name, &DeleteParams::background())
             .await;
+    }
+}
+
+/// Clusters before 1.24 mint a token Secret per ServiceAccount and refuse
+/// pods until it exists; newer ones project tokens and list none.
+async fn mints_token_secrets(client: &Client) -> bool {
+    match client.apiserver_version().await {
+        Ok(v) => {
+            let minor: u32 = v.minor.trim_end_matches('+').parse().unwrap_or(0);
+            v.major == "1" && minor < 24
+        }
+        Err(_) => true,
     }
 }
 
