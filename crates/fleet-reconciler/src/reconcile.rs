@@ -180,7 +180,9 @@ pub fn error_policy(stack: Arc<FleetStack>, error: &ReconcileError, ctx: Arc<Con
 
 /// How long after a generation is stamped probes retry quickly.
 const STARTUP_WINDOW: Duration = Duration::from_secs(60);
-const STARTUP_RETRY: Duration = Duration::from_secs(2);
+// 1 s: a pod that just turned Ready is usually reachable a second later (kube-proxy
+// and cluster DNS catch up); shorter retries mostly add GETs for every starting stack.
+const STARTUP_RETRY: Duration = Duration::from_secs(1);
 
 /// Whether `Reconciling=True` and it turned True less than `window` ago.
 fn converging_recently(status: &FleetStackStatus, now: &Time, window: Duration) -> bool {
