@@ -8,12 +8,10 @@ use k8s_openapi::{
     api::{
         apps::v1::{StatefulSet, StatefulSetSpec},
         core::v1::{
-            Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
-            EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, Lifecycle,
-            LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
-            PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-            ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Service,
-            ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+            ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar,
+            EnvVarSource, ExecAction, Lifecycle, LifecycleHandler, ObjectFieldSelector,
+            PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec,
+            ResourceRequirements, Service, ServiceAccount, ServiceSpec, Volume, VolumeMount,
             VolumeResourceRequirements,
         },
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
@@ -28,11 +26,12 @@ use sha2::{Digest, Sha256};
 use super::config::{self, CLIENT_PORT, CLUSTER_PORT, MONITOR_PORT};
 use crate::apply::{DesiredObject, hex};
 use crate::labels::{self, CONFIG_HASH};
+use crate::pod;
 use crate::score::InterpretError;
 
 pub const COMPONENT: &str = "nats";
 /// Non-root uid/gid of the restricted Pod Security profile.
-pub const RUN_AS: i64 = 65532;
+pub const RUN_AS: i64 = pod::RUN_AS;
 
 /// Everything the objects depend on.
 #[derive(Debug, Clone)]
@@ -154,9 +153,9 @@ pub fn build(input: &NatsInput) -> NatsObjects {
             publish_not_ready_addresses: Some(true),
             selector: Some(selector.clone()),
             ports: Some(vec![
-                port("client", CLIENT_PORT),
-                port("cluster", CLUSTER_PORT),
-                port("monitor", MONITOR_PORT),
+                pod::service_port("client", CLIENT_PORT),
+                pod::service_port("cluster", CLUSTER_PORT),
+                pod::service_port("monitor", MONITOR_PORT),
             ]),
             ..Default::default()
         }),
@@ -167,8 +166,8 @@ pub fn build(input: &NatsInput) -> NatsObjects {
         spec: Some(ServiceSpec {
             selector: Some(selector.clone()),
             ports: Some(vec![
-                port("client", CLIENT_PORT),
-                port("monitor", MONITOR_PORT),
+                pod::service_port("client", CLIENT_PORT),
+                pod::service_port("monitor", MONITOR_PORT),
             ]),
             ..Default::default()
         }),
@@ -195,53 +194,6 @@ pub fn build(input: &NatsInput) -> NatsObjects {
         pdb,
         statefulset,
         config,
-    }
-}
-
-fn port(name: &str, port: u16) -> ServicePort {
-    ServicePort {
-        name: Some(name.into()),
-        port: port.into(),
-        target_port: Some(IntOrString::String(name.into())),
-        protocol: Some("TCP".into()),
-        ..Default::default()
-    }
-}
-
-fn container_port(name: &str, port: u16) -> ContainerPort {
-    ContainerPort {
-        name: Some(name.into()),
-        container_port: port.into(),
-        ..Default::default()
-    }
-}
-
-fn http_probe(path: &str, period: i32, failure_threshold: i32) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(path.into()),
-            port: IntOrString::String("monitor".into()),
-            ..Default::default()
-        }),
-        period_seconds: Some(period),
-        timeout_seconds: Some(5),
-        failure_threshold: Some(failure_threshold),
-        ..Default::default()
-    }
-}
-
-fn secret_env(env: &str, secret: &str, key: &str) -> EnvVar {
-    EnvVar {
-        name: env.into(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret.into(),
-                key: key.into(),
-                optional: Some(false),
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
     }
 }
 
@@ -299,9 +251,9 @@ fn statefulset(
         ..Default::default()
     });
     let container_ports = vec![
-        container_port("client", CLIENT_PORT),
-        container_port("cluster", CLUSTER_PORT),
-        container_port("monitor", MONITOR_PORT),
+        pod::container_port("client", CLIENT_PORT),
+        pod::container_port("cluster", CLUSTER_PORT),
+        pod::container_port("monitor", MONITOR_PORT),
     ];
     let container = Container {
         name: "nats".into(),
@@ -327,12 +279,12 @@ fn statefulset(
                     }),
                     ..Default::default()
                 },
-                secret_env(
+                pod::secret_env(
                     config::SYS_PASSWORD_ENV,
                     &names.credentials_secret,
                     super::SYS_PASSWORD_KEY,
                 ),
-                secret_env(
+                pod::secret_env(
                     config::FLEET_PASSWORD_ENV,
                     &names.credentials_secret,
                     super::FLEET_PASSWORD_KEY,
@@ -341,7 +293,7 @@ fn statefulset(
             .into_iter()
             // The callout's user exists only in callout mode.
             .chain(input.callout.is_some().then(|| {
-                secret_env(
+                pod::secret_env(
                     config::AUTH_PASSWORD_ENV,
                     &names.credentials_secret,
                     super::AUTH_PASSWORD_KEY,
@@ -354,9 +306,19 @@ fn statefulset(
         // The NATS chart's probes: startup and readiness on /healthz
         // variants that do not fail on a JetStream catch-up, liveness only
         // when JetStream itself is broken.
-        startup_probe: Some(http_probe("/healthz", 1, 90)),
-        readiness_probe: Some(http_probe("/healthz?js-server-only=true", 2, 3)),
-        liveness_probe: Some(http_probe("/healthz?js-enabled-only=true", 30, 3)),
+        startup_probe: Some(pod::http_probe("monitor", "/healthz", 1, 90)),
+        readiness_probe: Some(pod::http_probe(
+            "monitor",
+            "/healthz?js-server-only=true",
+            2,
+            3,
+        )),
+        liveness_probe: Some(pod::http_probe(
+            "monitor",
+            "/healthz?js-enabled-only=true",
+            30,
+            3,
+        )),
         lifecycle: Some(Lifecycle {
             // Lame-duck mode: clients are told to move before the pod goes.
             pre_stop: Some(LifecycleHandler {
@@ -370,22 +332,7 @@ fn statefulset(
             }),
             ..Default::default()
         }),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            run_as_user: Some(RUN_AS),
-            run_as_group: Some(RUN_AS),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        security_context: Some(pod::restricted_container_security()),
         ..Default::default()
     };
     let mut template_labels = labels::component_labels(&input.stack, COMPONENT);
@@ -413,17 +360,7 @@ fn statefulset(
                     service_account_name: Some(names.service_account.clone()),
                     automount_service_account_token: Some(false),
                     termination_grace_period_seconds: Some(60),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(RUN_AS),
-                        run_as_group: Some(RUN_AS),
-                        fs_group: Some(RUN_AS),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
+                    security_context: Some(pod::restricted_pod_security()),
                     containers: vec![container],
                     volumes: Some(vec![
                         Volume {
