@@ -66,7 +66,17 @@ async fn the_binary_gets_ready_serves_metrics_and_exits_0_on_sigterm() {
         a.status.as_ref().is_some_and(|s| s.connected)
     })
     .await;
-    let (_, metrics) = get(http, "/metrics").expect("metrics");
+    // The FleetAgent write and the agents gauge are updated one after the
+    // other: poll until the gauge caught up (bounded), then assert on it.
+    let start = Instant::now();
+    let mut metrics = String::new();
+    while start.elapsed() < TIMEOUT {
+        metrics = get(http, "/metrics").expect("metrics").1;
+        if metrics.contains("fleet_operator_agents{state=\"connected\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         metrics.contains("fleet_operator_heartbeats_total{result=\"accepted\"}"),
         "{metrics}"
