@@ -87,8 +87,10 @@ pub struct NatsSpec {
     /// Compute resources of the nats container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ComputeResources>,
+    /// JetStream persistence.
     #[serde(default)]
     pub jetstream: JetStreamSpec,
+    /// How clients authenticate to NATS.
     #[serde(default)]
     pub auth: NatsAuthSpec,
 }
@@ -132,6 +134,7 @@ impl Default for JetStreamSpec {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct NatsAuthSpec {
+    /// `UserPass` (generated passwords) or `Callout` (IdP tokens).
     #[serde(default)]
     pub mode: NatsAuthMode,
 }
@@ -169,11 +172,32 @@ pub struct IdentitySpec {
     /// An existing OIDC issuer (Zitadel or another provider).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalIdentitySpec>,
+    /// Secret with one key per agent id (`<stack>-agent-<i>`) holding that
+    /// agent's OAuth client secret; its client id is the agent id. Used
+    /// with `nats.auth.mode: Callout`. Default: `<stack>-agent-oidc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_credentials: Option<SecretRef>,
+    /// OAuth scope agents (and the identity probe) request with their
+    /// tokens (Zitadel: `openid urn:zitadel:iam:org:project:id:<id>:aud`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub scope: Option<String>,
+}
+
+impl IdentitySpec {
+    /// Name of the per-agent client-secret Secret.
+    pub fn agent_credentials_secret(&self, stack: &str) -> String {
+        self.agent_credentials
+            .as_ref()
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| format!("{stack}-agent-oidc"))
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedZitadelSpec {
+    /// Zitadel container image.
     #[serde(default = "default_zitadel_image")]
     #[schemars(length(min = 1))]
     pub image: String,
@@ -183,6 +207,7 @@ pub struct ManagedZitadelSpec {
     ))]
     #[schemars(length(min = 1, max = 253))]
     pub external_domain: String,
+    /// Zitadel's PostgreSQL.
     #[serde(default)]
     pub database: ZitadelDatabaseSpec,
 }
@@ -190,6 +215,7 @@ pub struct ManagedZitadelSpec {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ZitadelDatabaseSpec {
+    /// `Bundled` (a PostgreSQL owned by the stack) or `External`.
     #[serde(default)]
     pub mode: DatabaseMode,
     /// Secret with the connection settings; required when `mode: External`.
@@ -220,6 +246,7 @@ pub struct ExternalIdentitySpec {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretRef {
+    /// Name of the Secret.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
 }
@@ -229,20 +256,38 @@ pub struct SecretRef {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CalloutSpec {
+    /// fleet-callout container image.
     #[serde(default = "default_callout_image")]
     #[schemars(length(min = 1))]
     pub image: String,
+    /// Callout replicas; they share the auth requests (a NATS queue group).
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 9))]
     pub replicas: i32,
+    /// `aud` every agent access token must carry (Zitadel: the project id).
+    /// Required with `identity.external`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub audience: Option<String>,
+    /// Token claim holding the agent id: `sub` when absent; `azp` or
+    /// `client_id` with Zitadel, whose `sub` is a numeric user id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub identity_claim: Option<String>,
+    /// Secret with `clientId` and `clientSecret` the callout uses to
+    /// introspect opaque tokens. Absent: only JWT access tokens are accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_credentials: Option<SecretRef>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OperatorSpec {
+    /// fleet-operator container image.
     #[serde(default = "default_operator_image")]
     #[schemars(length(min = 1))]
     pub image: String,
+    /// Operator replicas; more than one elect a leader through a Lease.
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 9))]
     pub replicas: i32,
@@ -256,9 +301,11 @@ pub struct AgentsSpec {
     /// Where agents run. `Vm` is reserved and refused until implemented.
     #[serde(default)]
     pub target: AgentTarget,
+    /// Number of agents; agent ids are `<stack>-agent-0` .. `-<replicas-1>`.
     #[serde(default = "one")]
     #[schemars(range(min = 0, max = 1000))]
     pub replicas: i32,
+    /// fleet-agent container image.
     #[serde(default = "default_agent_image")]
     #[schemars(length(min = 1))]
     pub image: String,
@@ -284,6 +331,7 @@ impl Default for AgentsSpec {
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema, Default)]
 pub enum AgentTarget {
+    /// Agents as pods of a StatefulSet in the stack's namespace.
     #[default]
     Pod,
     /// Reserved: agents on virtual machines (not implemented).

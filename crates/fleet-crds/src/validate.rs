@@ -42,6 +42,9 @@ pub fn validate_spec(spec: &FleetStackSpec) -> Result<(), Vec<SpecError>> {
     if spec.callout.is_some() && spec.identity.is_none() {
         errors.push(err("spec.callout", "requires spec.identity"));
     }
+    if let Some(callout) = &spec.callout {
+        check_callout(callout, spec, &mut errors);
+    }
     if spec.operator.is_some() && spec.nats.is_none() {
         errors.push(err("spec.operator", "requires spec.nats"));
     }
@@ -113,6 +116,34 @@ fn check_identity(identity: &IdentitySpec, errors: &mut Vec<SpecError>) {
             }
         }
         (None, Some(_)) => {}
+    }
+}
+
+fn check_callout(callout: &CalloutSpec, spec: &FleetStackSpec, errors: &mut Vec<SpecError>) {
+    // Without callout mode NATS never asks the callout anything, and has no
+    // AUTH user for it to log in with: the Deployment would only crash-loop.
+    if let Some(nats) = &spec.nats
+        && nats.auth.mode != NatsAuthMode::Callout
+    {
+        errors.push(err(
+            "spec.callout",
+            "requires spec.nats.auth.mode: Callout (NATS only consults the callout in that mode)",
+        ));
+    }
+    let external = spec.identity.as_ref().is_some_and(|i| i.external.is_some());
+    if external && callout.audience.is_none() {
+        errors.push(err(
+            "spec.callout.audience",
+            "required with spec.identity.external: the `aud` agents' access tokens carry",
+        ));
+    }
+    if let Some(claim) = &callout.identity_claim
+        && (claim.is_empty() || claim.chars().any(char::is_whitespace))
+    {
+        errors.push(err(
+            "spec.callout.identityClaim",
+            "must be a claim name without spaces (e.g. sub, azp, client_id)",
+        ));
     }
 }
 
@@ -318,7 +349,7 @@ mod tests {
                         secret_ref: None,
                     },
                 }),
-                external: None,
+                ..Default::default()
             }),
             ..Default::default()
         };
@@ -345,6 +376,61 @@ mod tests {
             n.jetstream.storage_size = Quantity("lots".into());
         }
         assert_eq!(paths(&spec), vec!["spec.nats.jetstream.storageSize"]);
+    }
+
+    fn external_identity() -> IdentitySpec {
+        IdentitySpec {
+            external: Some(ExternalIdentitySpec {
+                issuer: "http://issuer:8080".into(),
+                client_credentials: SecretRef {
+                    name: "probe".into(),
+                },
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn callout() -> CalloutSpec {
+        CalloutSpec {
+            image: "c".into(),
+            replicas: 1,
+            audience: None,
+            identity_claim: None,
+            introspection_credentials: None,
+        }
+    }
+
+    #[test]
+    fn callout_needs_callout_mode_and_an_audience_with_an_external_issuer() {
+        let spec = FleetStackSpec {
+            nats: Some(NatsSpec::default()),
+            identity: Some(external_identity()),
+            callout: Some(CalloutSpec {
+                identity_claim: Some("client id".into()),
+                ..callout()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            paths(&spec),
+            vec![
+                "spec.callout",
+                "spec.callout.audience",
+                "spec.callout.identityClaim"
+            ]
+        );
+        let mut nats = NatsSpec::default();
+        nats.auth.mode = NatsAuthMode::Callout;
+        let spec = FleetStackSpec {
+            nats: Some(nats),
+            identity: Some(external_identity()),
+            callout: Some(CalloutSpec {
+                audience: Some("fleet-nats".into()),
+                ..callout()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(paths(&spec), Vec::<String>::new());
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod nats;
 pub mod pod;
 pub mod score;
 pub mod secret;
+pub mod test_issuer;
 pub mod topology;
 pub mod write_once;
 pub mod zitadel;

@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 
 use crate::apply::DesiredObject;
+use crate::callout::agent_env;
 use crate::labels;
 use crate::pod;
 use crate::score::InterpretError;
@@ -43,10 +44,27 @@ pub struct AgentsInput {
     pub spec: AgentsSpec,
     /// NATS URL as seen from inside the cluster.
     pub nats_url: String,
-    pub nats_user: String,
-    /// Secret and key holding `nats_user`'s password.
-    pub credentials_secret: String,
-    pub password_key: String,
+    pub auth: AgentAuth,
+}
+
+/// How agent pods log in to NATS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentAuth {
+    /// `nats.auth.mode: UserPass`: the shared static user; its password is
+    /// a key of the NATS credentials Secret.
+    Password {
+        user: String,
+        secret: String,
+        key: String,
+    },
+    /// `nats.auth.mode: Callout`: each agent is its own OAuth client
+    /// (client id = agent id) and presents a token on every (re)connect
+    /// (docs/adr/0034). `secret` holds one key per agent id.
+    Oidc {
+        issuer: String,
+        scope: Option<String>,
+        secret: String,
+    },
 }
 
 /// Object names, derived from the stack name.
@@ -111,6 +129,32 @@ fn labels_env(labels: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
+/// Only the password key of the NATS credentials Secret, as a file.
+fn password_volume(secret: &str, key: &str) -> (Volume, VolumeMount) {
+    (
+        Volume {
+            name: "nats-password".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.into()),
+                items: Some(vec![KeyToPath {
+                    key: key.into(),
+                    path: PASSWORD_FILE.into(),
+                    ..Default::default()
+                }]),
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "nats-password".into(),
+            mount_path: PASSWORD_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+    )
+}
+
 /// Builds every desired object (pure).
 pub fn build(input: &AgentsInput) -> AgentObjects {
     let names = AgentNames::new(&input.stack);
@@ -120,22 +164,40 @@ pub fn build(input: &AgentsInput) -> AgentObjects {
     let mut pod_labels = input.spec.labels.clone();
     pod_labels.extend(labels::component_labels(&input.stack, COMPONENT));
 
+    // FLEET_AGENT_ID first: the OIDC variables expand $(FLEET_AGENT_ID).
+    let mut env = vec![
+        pod::field_env("FLEET_AGENT_ID", "metadata.name"),
+        pod::env("FLEET_NATS_URL", input.nats_url.clone()),
+    ];
+    let (volume, mount) = match &input.auth {
+        AgentAuth::Password { user, secret, key } => {
+            env.push(pod::env("FLEET_NATS_USER", user.clone()));
+            env.push(pod::env(
+                "FLEET_NATS_PASSWORD_FILE",
+                format!("{PASSWORD_DIR}/{PASSWORD_FILE}"),
+            ));
+            password_volume(secret, key)
+        }
+        AgentAuth::Oidc {
+            issuer,
+            scope,
+            secret,
+        } => {
+            env.extend(agent_env::oidc_env(issuer, scope.as_deref()));
+            agent_env::oidc_volume(secret)
+        }
+    };
+    env.extend([
+        pod::env("FLEET_AGENT_LABELS", labels_env(&input.spec.labels)),
+        pod::env("FLEET_HTTP_ADDR", format!("0.0.0.0:{HTTP_PORT}")),
+        pod::env("FLEET_LOG_FORMAT", "json"),
+    ]);
+
     let container = Container {
         name: "agent".into(),
         image: Some(input.spec.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
-        env: Some(vec![
-            pod::field_env("FLEET_AGENT_ID", "metadata.name"),
-            pod::env("FLEET_NATS_URL", input.nats_url.clone()),
-            pod::env("FLEET_NATS_USER", input.nats_user.clone()),
-            pod::env(
-                "FLEET_NATS_PASSWORD_FILE",
-                format!("{PASSWORD_DIR}/{PASSWORD_FILE}"),
-            ),
-            pod::env("FLEET_AGENT_LABELS", labels_env(&input.spec.labels)),
-            pod::env("FLEET_HTTP_ADDR", format!("0.0.0.0:{HTTP_PORT}")),
-            pod::env("FLEET_LOG_FORMAT", "json"),
-        ]),
+        env: Some(env),
         ports: Some(vec![pod::container_port("http", HTTP_PORT)]),
         readiness_probe: Some(pod::http_probe("http", "/readyz", 2, 3)),
         liveness_probe: Some(pod::http_probe("http", "/healthz", 10, 3)),
@@ -143,12 +205,7 @@ pub fn build(input: &AgentsInput) -> AgentObjects {
             input.spec.resources.as_ref(),
             &DEFAULT_RESOURCES,
         )),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "nats-password".into(),
-            mount_path: PASSWORD_DIR.into(),
-            read_only: Some(true),
-            ..Default::default()
-        }]),
+        volume_mounts: Some(vec![mount]),
         security_context: Some(pod::restricted_container_security()),
         ..Default::default()
     };
@@ -176,20 +233,7 @@ pub fn build(input: &AgentsInput) -> AgentObjects {
                     termination_grace_period_seconds: Some(15),
                     security_context: Some(pod::restricted_pod_security()),
                     containers: vec![container],
-                    volumes: Some(vec![Volume {
-                        name: "nats-password".into(),
-                        secret: Some(SecretVolumeSource {
-                            secret_name: Some(input.credentials_secret.clone()),
-                            items: Some(vec![KeyToPath {
-                                key: input.password_key.clone(),
-                                path: PASSWORD_FILE.into(),
-                                ..Default::default()
-                            }]),
-                            default_mode: Some(0o440),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }]),
+                    volumes: Some(vec![volume]),
                     ..Default::default()
                 }),
             },
@@ -247,10 +291,59 @@ mod tests {
                 resources: None,
             },
             nats_url: "nats://demo-nats.fleet.svc.cluster.local:4222".into(),
-            nats_user: "fleet".into(),
-            credentials_secret: "demo-nats-credentials".into(),
-            password_key: "fleet-password".into(),
+            auth: AgentAuth::Password {
+                user: "fleet".into(),
+                secret: "demo-nats-credentials".into(),
+                key: "fleet-password".into(),
+            },
         }
+    }
+
+    #[test]
+    fn callout_mode_gives_each_agent_its_own_client_and_no_nats_password() {
+        let mut i = input(2);
+        i.auth = AgentAuth::Oidc {
+            issuer: "http://issuer.fleet.svc.cluster.local:8080".into(),
+            scope: None,
+            secret: "demo-agent-oidc".into(),
+        };
+        let o = build(&i);
+        let env = env_of(&o);
+        assert!(!env.contains_key("FLEET_NATS_USER"));
+        assert!(!env.contains_key("FLEET_NATS_PASSWORD_FILE"));
+        assert_eq!(
+            env["FLEET_OIDC_CLIENT_ID"].value.as_deref(),
+            Some("$(FLEET_AGENT_ID)")
+        );
+        // $(FLEET_AGENT_ID) only expands from an earlier entry.
+        let names: Vec<String> = o
+            .statefulset
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|e| e.name.clone())
+            .collect();
+        let pos = |n: &str| names.iter().position(|x| x == n).unwrap();
+        assert!(pos("FLEET_AGENT_ID") < pos("FLEET_OIDC_CLIENT_ID"));
+        let pod = o.statefulset.spec.unwrap().template.spec.unwrap();
+        let vol = &pod.volumes.as_ref().unwrap()[0];
+        assert_eq!(
+            vol.secret.as_ref().unwrap().secret_name.as_deref(),
+            Some("demo-agent-oidc")
+        );
+        assert_eq!(
+            pod.containers[0].volume_mounts.as_ref().unwrap()[0].mount_path,
+            agent_env::OIDC_DIR
+        );
     }
 
     fn env_of(o: &AgentObjects) -> BTreeMap<String, k8s_openapi::api::core::v1::EnvVar> {
