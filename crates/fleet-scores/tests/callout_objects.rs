@@ -25,6 +25,9 @@ fn input(replicas: i32, introspection: bool) -> CalloutInput {
         spec: CalloutSpec {
             image: "fleetstack/fleet-callout:0.1.0".into(),
             replicas,
+            audience: Some("fleet-nats".into()),
+            identity_claim: Some("client_id".into()),
+            introspection_credentials: None,
         },
         oidc: CalloutOidc {
             issuer: "http://issuer.fleet.svc:8080".into(),
