@@ -18,6 +18,7 @@ pub mod apply;
 pub mod callout;
 pub mod labels;
 pub mod nats;
+pub mod operator;
 pub mod pod;
 pub mod score;
 pub mod secret;
