@@ -26,7 +26,7 @@ use kube::core::ApiResource;
 use crate::apply::{self, ApplyReport};
 use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
 use crate::topology::KubernetesTopology;
-pub use objects::{COMPONENT, OperatorInput, OperatorNames, OperatorObjects, build};
+pub use objects::{COMPONENT, OperatorInput, OperatorNames, OperatorObjects, build, rules};
 pub use probe::{AgentsCheck, check_agents, smoke_probe};
 
 /// The fleet operator runtime of one FleetStack.
