@@ -4,16 +4,15 @@
 //!   (decisions in [`tracker`], write policy in ADR 0050);
 //! * [`commands`]: `FleetCommand` -> ping/info fan-out over NATS, exactly
 //!   once per generation (ADR 0051);
-//! * [`http`]: `/metrics`, `/healthz`, `/readyz`; [`leader`]: Lease-based
-//!   leader election for replicas > 1; [`config`]: the environment.
+//! * [`config`]: the environment; `/metrics`, `/healthz`, `/readyz` and
+//!   Lease-based leader election ([`leader`], re-exported) come from
+//!   `fleet-runtime`, shared with the fleet-reconciler.
 //!
 //! Entry point: [`run`] (the binary, the tests and the benchmark call it).
 
 pub mod commands;
 pub mod config;
-pub mod http;
 pub mod inventory;
-pub mod leader;
 pub mod metrics;
 pub mod naming;
 pub mod tracker;
@@ -23,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use fleet_crds::{FleetAgent, FleetCommand, FleetStack};
+use fleet_runtime::http;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::ListParams;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use config::{ConfigError, InventoryConfig, OperatorConfig};
+pub use fleet_runtime::leader;
 pub use metrics::Metrics;
 
 /// What [`run`] needs besides the clients.

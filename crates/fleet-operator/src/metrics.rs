@@ -90,11 +90,10 @@ impl Metrics {
             .get_or_create(&WriteLabels { op, result: "ok" })
             .get()
     }
+}
 
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+impl fleet_runtime::http::MetricsSource for Metrics {
+    fn registry(&self) -> &Registry {
+        &self.registry
     }
 }

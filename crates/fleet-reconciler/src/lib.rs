@@ -6,9 +6,7 @@
 //! check GitOps tools apply to our status.
 
 pub mod backoff;
-pub mod http;
 pub mod kstatus;
-pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod status;
@@ -20,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use fleet_crds::FleetStack;
+use fleet_runtime::http;
 use fleet_scores::{K8sTopology, KubernetesTopology, ProbeRoute, labels};
 use futures::StreamExt;
 use k8s_openapi::api::{
@@ -39,6 +38,7 @@ use kube::{
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+pub use fleet_runtime::leader;
 pub use metrics::Metrics;
 pub use reconcile::Context;
 

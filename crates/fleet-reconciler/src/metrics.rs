@@ -145,13 +145,11 @@ impl Metrics {
             started: Instant::now(),
         }
     }
+}
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+impl fleet_runtime::http::MetricsSource for Metrics {
+    fn registry(&self) -> &Registry {
+        &self.registry
     }
 }
 

@@ -1,13 +1,16 @@
-//! Leader election through a `coordination.k8s.io/v1` Lease when the
-//! operator runs with several replicas: only the holder subscribes to
-//! heartbeats and runs commands, so FleetAgents have one writer.
+//! Leader election through a `coordination.k8s.io/v1` Lease, for running a
+//! controller with several replicas: only the holder works (the reconciler
+//! reconciles; the operator subscribes to heartbeats and runs commands, so
+//! FleetAgents have one writer). The binaries read `FLEET_LEADER_ELECTION=true`,
+//! `FLEET_LEASE_NAME`, `FLEET_LEASE_NAMESPACE` and `POD_NAME` (the holder
+//! identity); the chart sets them when replicas > 1.
 //!
-//! Same scheme and env names as the fleet-reconciler's `leader` module
-//! (take the Lease when absent, expired or ours; optimistic concurrency
-//! through the resourceVersion; give up leadership, and exit, when a
-//! renewal cannot be made before the Lease would expire). It is kept
-//! separate because that crate pulls in every Score; moving both into a
-//! small shared crate is the obvious next step.
+//! Scheme (client-go's, simplified; ADR 0013): take the Lease when it is
+//! absent, expired or already ours, using the resourceVersion for optimistic
+//! concurrency (a lost race is a 409); renew every `renew_every`; if a
+//! renewal cannot be made before the Lease would expire, leadership is lost
+//! and the process stops working (the binary exits and Kubernetes restarts
+//! it as a follower). [`release`] hands the Lease over on a clean shutdown.
 
 use std::time::Duration;
 
