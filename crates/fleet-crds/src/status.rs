@@ -52,8 +52,14 @@ pub struct ComponentStatus {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentsStatus {
+    /// `spec.agents.replicas`.
     pub desired: i32,
+    /// Agents that answered the last smoke probe's NATS ping.
     pub ready: i32,
+    /// Agents the operator runtime reports connected (their FleetAgents);
+    /// absent without `spec.operator`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected: Option<i32>,
     /// `ready/desired`, for the printer column.
     pub summary: String,
 }
@@ -63,8 +69,14 @@ impl AgentsStatus {
         AgentsStatus {
             desired,
             ready,
+            connected: None,
             summary: format!("{ready}/{desired}"),
         }
+    }
+
+    pub fn with_connected(mut self, connected: Option<i32>) -> Self {
+        self.connected = connected;
+        self
     }
 }
 

@@ -334,7 +334,12 @@ fn cluster_role_covers_exactly_what_the_controller_touches() {
         .map(|s| s.to_string())
         .collect();
     let mut expected: BTreeSet<(String, String)> = BTreeSet::new();
-    for kind in fleet_scores::apply::owned_kinds(true) {
+    let mut owned = fleet_scores::zitadel::owned_kinds(true);
+    owned.extend(fleet_scores::callout::owned_kinds(true));
+    owned.extend(fleet_scores::operator::owned_kinds(true));
+    owned.sort_by(|a, b| (&a.group, &a.plural).cmp(&(&b.group, &b.plural)));
+    owned.dedup_by(|a, b| a.group == b.group && a.plural == b.plural);
+    for kind in owned {
         assert_eq!(
             granted(&r, &kind.group, &kind.plural),
             child_verbs,
@@ -358,6 +363,41 @@ fn cluster_role_covers_exactly_what_the_controller_touches() {
         granted(&r, "events.k8s.io", "events"),
         set(&["create", "patch"])
     );
+    // Delegated: the operator runtime's Role (with leader election, the
+    // largest variant) may only hold what the controller holds (the RBAC
+    // escalation check); fleetagents list is also the operator's probe.
+    let operator = fleet_scores::operator::OperatorInput {
+        stack: "s".into(),
+        namespace: "n".into(),
+        owner: Default::default(),
+        spec: fleet_crds::OperatorSpec {
+            image: "i".into(),
+            replicas: 2,
+        },
+    };
+    let mut delegated: std::collections::BTreeMap<(String, String), BTreeSet<String>> =
+        Default::default();
+    for rule in fleet_scores::operator::objects::rules(&operator) {
+        for g in rule.api_groups.iter().flatten() {
+            for res in rule.resources.iter().flatten() {
+                delegated
+                    .entry((g.clone(), res.clone()))
+                    .or_default()
+                    .extend(rule.verbs.iter().cloned());
+            }
+        }
+    }
+    for ((group, resource), verbs) in &delegated {
+        if group == "fleet.nationtech.io" && resource == "fleetstacks" {
+            continue; // covered by the controller's own watch below
+        }
+        assert_eq!(
+            &granted(&r, group, resource),
+            verbs,
+            "ClusterRole verbs on {group}/{resource} must equal the operator Role's"
+        );
+        expected.insert((group.clone(), resource.clone()));
+    }
     expected.insert(("fleet.nationtech.io".into(), "fleetstacks".into()));
     expected.insert(("fleet.nationtech.io".into(), "fleetstacks/status".into()));
     expected.insert(("events.k8s.io".into(), "events".into()));

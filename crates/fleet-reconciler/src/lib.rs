@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod kstatus;
 pub mod metrics;
 pub mod reconcile;
+pub mod resolve;
 pub mod status;
 pub mod write_counter;
 
@@ -22,9 +23,11 @@ use fleet_runtime::http;
 use fleet_scores::{K8sTopology, KubernetesTopology, ProbeRoute, labels};
 use futures::StreamExt;
 use k8s_openapi::api::{
-    apps::v1::StatefulSet,
+    apps::v1::{Deployment, StatefulSet},
+    batch::v1::Job,
     core::v1::{ConfigMap, Secret, Service, ServiceAccount},
     policy::v1::PodDisruptionBudget,
+    rbac::v1::{Role, RoleBinding},
 };
 use kube::{
     Api, Client,
@@ -164,6 +167,13 @@ pub async fn run_with_metrics(
         watcher::Config::default().labels(&class_selector(&config.class)),
     )
     .owns(api::<StatefulSet>(&c, &ns), owned.clone())
+    // callout, operator, managed Zitadel
+    .owns(api::<Deployment>(&c, &ns), owned.clone())
+    // managed Zitadel's init/setup stages
+    .owns(api::<Job>(&c, &ns), owned.clone())
+    // the operator runtime's: a deleted Role is restored at once
+    .owns(api::<Role>(&c, &ns), owned.clone())
+    .owns(api::<RoleBinding>(&c, &ns), owned.clone())
     .owns(api::<Service>(&c, &ns), owned.clone())
     .owns(api::<ConfigMap>(&c, &ns), owned.clone())
     .owns(api::<Secret>(&c, &ns), owned.clone())

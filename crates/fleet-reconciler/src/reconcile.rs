@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleet_crds::{AgentsStatus, FleetStack, FleetStackStatus, validate_spec};
+use fleet_scores::server::StepReport;
 use fleet_scores::{
     Interpret, InterpretError, K8sTopology, KubernetesTopology, ProbeOutcome, Score,
-    agents::FleetAgentScore, apply, nats::FleetNatsScore,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::{
@@ -25,6 +25,7 @@ use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
+use crate::resolve;
 use crate::status::{self, ComponentResult, ComponentState};
 
 /// Shared by every reconciliation.
@@ -65,22 +66,14 @@ impl ReconcileError {
     }
 }
 
-/// Components after NATS, in dependency order: (status key, condition).
-const LATER_COMPONENTS: [(&str, &str); 4] = [
-    ("identity", "IdentityReady"),
-    ("callout", "CalloutReady"),
-    ("operator", "OperatorReady"),
-    ("agents", "AgentsReady"),
-];
-
-fn later_present(stack: &FleetStack, component: &str) -> bool {
-    let s = &stack.spec;
+/// The condition each component's status sets.
+fn condition_of(component: &str) -> &'static str {
     match component {
-        "identity" => s.identity.is_some(),
-        "callout" => s.callout.is_some(),
-        "operator" => s.operator.is_some(),
-        "agents" => s.agents.is_some(),
-        _ => false,
+        "nats" => "NatsReady",
+        "identity" => "IdentityReady",
+        "callout" => "CalloutReady",
+        "operator" => "OperatorReady",
+        _ => "AgentsReady",
     }
 }
 
@@ -127,13 +120,15 @@ pub async fn reconcile(
             namespace: namespace.clone(),
             name: name.clone(),
         })?;
-    let (results, agent_units) = run_components(&stack, &ctx, owner, &current).await?;
+    let run = run_components(&stack, &ctx, owner, &current).await?;
+    let results = run.results;
 
     // Agents that answered the smoke probe, out of the desired replicas (0
-    // answered while the probe could not run, e.g. NATS not Ready yet).
+    // answered while the probe could not run, e.g. NATS not Ready yet), and
+    // how many the operator runtime reports connected.
     let agents = stack.spec.agents.as_ref().map(|a| {
-        let (ready, desired) = agent_units.unwrap_or((0, a.replicas));
-        AgentsStatus::new(desired, ready)
+        let (ready, desired) = run.agents_answered.unwrap_or((0, a.replicas));
+        AgentsStatus::new(desired, ready).with_connected(run.agents_connected)
     });
     let deadline =
         Duration::from_secs(u64::try_from(stack.spec.probe.ready_deadline_seconds).unwrap_or(600));
@@ -196,93 +191,116 @@ fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
 
+/// What running the components found.
+#[derive(Default)]
+struct ComponentsRun {
+    results: Vec<ComponentResult>,
+    /// (answered the ping, desired) from the agents' smoke probe.
+    agents_answered: Option<(i32, i32)>,
+    /// FleetAgents connected, from the operator's inventory probe.
+    agents_connected: Option<i32>,
+}
+
+/// Runs `FleetServerScore` (NATS -> identity -> callout -> operator, each
+/// blocking on its smoke probe), then the agents, and deletes what
+/// components absent from the spec left behind.
+///
+/// The operator's probe has two parts: `/readyz` inside the server run, and
+/// "every expected agent is connected", which can only pass once the agents
+/// run: once everything is Ready the operator Score runs again with the
+/// expected agents (its objects are unchanged, so that run writes nothing)
+/// and its result replaces the first (docs/adr/0052).
 async fn run_components(
     stack: &FleetStack,
     ctx: &Context,
     owner: OwnerReference,
     current: &FleetStackStatus,
-) -> Result<(Vec<ComponentResult>, Option<(i32, i32)>), ReconcileError> {
+) -> Result<ComponentsRun, ReconcileError> {
     let namespace = stack.namespace().unwrap_or_default();
     let name = stack.name_any();
-    let probe_timeout =
-        Duration::from_secs(u64::try_from(stack.spec.probe.timeout_seconds).unwrap_or(5));
-    let mut results = Vec::new();
-    // The first component that is not Ready blocks every later one.
-    let mut blocked_by: Option<&'static str> = None;
-    let mut agent_units = None;
+    let r = resolve::StackRef::new(stack, owner);
+    let mut run = ComponentsRun::default();
 
-    match &stack.spec.nats {
-        Some(spec) => {
-            let score = FleetNatsScore {
-                stack: name.clone(),
-                namespace: namespace.clone(),
-                owner: owner.clone(),
-                spec: spec.clone(),
-                probe_timeout,
-            };
-            let (result, _) = run_score(ctx, &score, "NatsReady").await;
-            if result.state != ComponentState::Ready {
-                blocked_by = Some(result.component);
-            }
-            results.push(result);
-        }
-        None => prune_absent(ctx, &namespace, &name, "nats", current).await?,
-    }
+    let mut steps = resolve::server(stack, &r)
+        .run_steps(&ctx.topology, None)
+        .await;
+    let blocked_by = steps
+        .iter()
+        .find(|(_, report)| !report.ready())
+        .map(|(component, _)| *component);
+    let agents_report = match (resolve::agents(stack, &r), blocked_by) {
+        (None, _) => StepReport::Absent,
+        (Some(_), Some(on)) => StepReport::Waiting { on },
+        (Some(Err(unresolved)), None) => StepReport::Unresolved(unresolved),
+        (Some(Ok(score)), None) => StepReport::Ran(execute(ctx, &score).await),
+    };
+    steps.push(("agents", agents_report));
 
-    for (component, condition) in LATER_COMPONENTS {
-        if !later_present(stack, component) {
-            prune_absent(ctx, &namespace, &name, component, current).await?;
-            continue;
-        }
-        let result = match (blocked_by, &stack.spec.agents) {
-            (Some(dep), _) => ComponentResult {
-                component,
-                condition,
-                state: ComponentState::Waiting,
-                reason: "DependencyNotReady".into(),
-                message: format!("waiting for {dep} to be Ready"),
-            },
-            (None, Some(spec)) if component == "agents" => {
-                let score = FleetAgentScore {
-                    stack: name.clone(),
-                    namespace: namespace.clone(),
-                    owner: owner.clone(),
-                    spec: spec.clone(),
-                    probe_timeout,
-                };
-                let (result, units) = run_score(ctx, &score, condition).await;
-                agent_units = units;
-                result
+    let all_ready = steps.iter().all(|(_, report)| report.ready());
+    for (component, report) in steps {
+        let condition = condition_of(component);
+        let (result, units) = match report {
+            StepReport::Absent => {
+                prune_absent(ctx, &namespace, &name, component, current).await?;
+                continue;
             }
-            (None, _) => ComponentResult {
-                component,
-                condition,
-                state: ComponentState::NotImplemented,
-                reason: "NotImplemented".into(),
-                message: format!(
-                    "this fleet-reconciler version does not deploy spec.{component} yet"
-                ),
-            },
+            StepReport::Waiting { on } => (
+                ComponentResult {
+                    component,
+                    condition,
+                    state: ComponentState::Waiting,
+                    reason: "DependencyNotReady".into(),
+                    message: format!("waiting for {on} to be Ready"),
+                },
+                None,
+            ),
+            StepReport::Unresolved(u) => (
+                ComponentResult {
+                    component,
+                    condition,
+                    state: ComponentState::ProbeFailed,
+                    reason: u.reason.into(),
+                    message: u.message,
+                },
+                None,
+            ),
+            StepReport::Ran(result) => record(ctx, component, condition, result),
         };
-        if result.state != ComponentState::Ready {
-            blocked_by.get_or_insert(component);
+        if component == "agents" {
+            run.agents_answered = units;
         }
-        results.push(result);
+        run.results.push(result);
     }
-    Ok((results, agent_units))
+
+    if all_ready
+        && let Some(score) = resolve::operator(stack, &r)
+        && !score.expected_agents.is_empty()
+    {
+        let result = execute(ctx, &score).await;
+        let (result, units) = record(ctx, "operator", "OperatorReady", result);
+        run.agents_connected = units.map(|(connected, _)| connected);
+        if let Some(slot) = run.results.iter_mut().find(|x| x.component == "operator") {
+            *slot = result;
+        }
+    }
+    Ok(run)
 }
 
-/// Runs one Score and turns its outcome into a status entry.
-async fn run_score<S>(
+async fn execute<S: Score<K8sTopology>>(
     ctx: &Context,
     score: &S,
+) -> Result<fleet_scores::Outcome, InterpretError> {
+    score.create_interpret().execute(&ctx.topology).await
+}
+
+/// Turns one Score's execution into a status entry (and metrics, logs).
+fn record(
+    ctx: &Context,
+    component: &'static str,
     condition: &'static str,
-) -> (ComponentResult, Option<(i32, i32)>)
-where
-    S: Score<K8sTopology>,
-{
-    let component = score.component();
-    match score.create_interpret().execute(&ctx.topology).await {
+    result: Result<fleet_scores::Outcome, InterpretError>,
+) -> (ComponentResult, Option<(i32, i32)>) {
+    match result {
         Ok(outcome) => {
             for w in outcome.written.iter().chain(&outcome.deleted) {
                 ctx.metrics.child_write(w);
@@ -339,8 +357,8 @@ async fn prune_absent(
     if !current.components.contains_key(component) {
         return Ok(());
     }
-    let kinds = apply::owned_kinds(ctx.topology.serves_pdb_v1());
-    let deleted = apply::prune(
+    let kinds = owned_kinds(component, ctx.topology.serves_pdb_v1());
+    let deleted = fleet_scores::apply::prune(
         ctx.topology.client(),
         namespace,
         name,
@@ -362,6 +380,16 @@ async fn prune_absent(
         info!(stack = %format!("{namespace}/{name}"), component, ?deleted, "removed component left the spec");
     }
     Ok(())
+}
+
+/// The kinds a component's objects can have (what pruning lists).
+fn owned_kinds(component: &str, pdb_v1: bool) -> Vec<kube::core::ApiResource> {
+    match component {
+        "identity" => fleet_scores::zitadel::owned_kinds(pdb_v1),
+        "callout" => fleet_scores::callout::owned_kinds(pdb_v1),
+        "operator" => fleet_scores::operator::owned_kinds(pdb_v1),
+        _ => fleet_scores::apply::owned_kinds(pdb_v1),
+    }
 }
 
 /// Writes `new` if it differs from `old` (server-side apply on the status

@@ -22,6 +22,7 @@ pub mod operator;
 pub mod pod;
 pub mod score;
 pub mod secret;
+pub mod server;
 pub mod test_issuer;
 pub mod topology;
 pub mod write_once;

@@ -231,10 +231,7 @@ async fn discovery_probe(host: &str, issuer: &str, deadline: Duration) -> ProbeO
             );
         }
         Err(e) => {
-            return failed(
-                "IssuerUnreachable",
-                format!("test issuer: GET {url}: {e}"),
-            );
+            return failed("IssuerUnreachable", format!("test issuer: GET {url}: {e}"));
         }
     };
     match doc.get("issuer").and_then(|v| v.as_str()) {
