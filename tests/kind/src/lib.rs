@@ -192,5 +192,6 @@ pub async fn pod_logs(pods: &Api<Pod>, name: &str) -> Result<String> {
 }
 
 pub mod controller;
+pub mod identity;
 pub mod portforward;
 pub mod stack;
