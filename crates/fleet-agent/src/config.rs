@@ -129,34 +129,7 @@ impl AgentConfig {
             hint: "the NATS server URL, e.g. nats://nats:4222",
         })?;
 
-        let password = match (get("FLEET_NATS_PASSWORD"), get("FLEET_NATS_PASSWORD_FILE")) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::Conflict {
-                    first: "FLEET_NATS_PASSWORD",
-                    second: "FLEET_NATS_PASSWORD_FILE",
-                });
-            }
-            (Some(p), None) => Some(PasswordSource::Inline(Secret::new(p))),
-            (None, Some(f)) => Some(PasswordSource::File(PathBuf::from(f))),
-            (None, None) => None,
-        };
-        let auth = match (get("FLEET_NATS_USER"), password) {
-            (Some(user), Some(password)) => AuthConfig::UserPassword { user, password },
-            (Some(_), None) => {
-                return Err(ConfigError::Missing {
-                    var: "FLEET_NATS_PASSWORD",
-                    hint: "FLEET_NATS_USER is set; give its password in FLEET_NATS_PASSWORD or FLEET_NATS_PASSWORD_FILE",
-                });
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::Missing {
-                    var: "FLEET_NATS_USER",
-                    hint: "a NATS password is set but no user",
-                });
-            }
-            (None, None) => AuthConfig::None,
-        };
-        let auth = match (oidc_config(&get)?, auth) {
+        let auth = match (oidc_config(&get)?, nats_user_auth(&get)?) {
             (None, auth) => auth,
             (Some(oidc), AuthConfig::None) => AuthConfig::Oidc(oidc),
             (Some(_), _) => {
@@ -254,6 +227,36 @@ impl AgentConfig {
             drain_timeout: Self::DEFAULT_DRAIN_TIMEOUT,
             log_format: LogFormat::Text,
         }
+    }
+}
+
+/// `FLEET_NATS_USER` with `FLEET_NATS_PASSWORD` or `FLEET_NATS_PASSWORD_FILE`
+/// (exclusive): both a user and a password, or neither (`AuthConfig::None`).
+/// `get` returns `None` for unset and empty variables. Also what the
+/// fleet-operator reads its NATS credentials with.
+pub fn nats_user_auth(get: &impl Fn(&str) -> Option<String>) -> Result<AuthConfig, ConfigError> {
+    let password = match (get("FLEET_NATS_PASSWORD"), get("FLEET_NATS_PASSWORD_FILE")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Conflict {
+                first: "FLEET_NATS_PASSWORD",
+                second: "FLEET_NATS_PASSWORD_FILE",
+            });
+        }
+        (Some(p), None) => Some(PasswordSource::Inline(Secret::new(p))),
+        (None, Some(f)) => Some(PasswordSource::File(PathBuf::from(f))),
+        (None, None) => None,
+    };
+    match (get("FLEET_NATS_USER"), password) {
+        (Some(user), Some(password)) => Ok(AuthConfig::UserPassword { user, password }),
+        (Some(_), None) => Err(ConfigError::Missing {
+            var: "FLEET_NATS_PASSWORD",
+            hint: "FLEET_NATS_USER is set; give its password in FLEET_NATS_PASSWORD or FLEET_NATS_PASSWORD_FILE",
+        }),
+        (None, Some(_)) => Err(ConfigError::Missing {
+            var: "FLEET_NATS_USER",
+            hint: "a NATS password is set but no user",
+        }),
+        (None, None) => Ok(AuthConfig::None),
     }
 }
 

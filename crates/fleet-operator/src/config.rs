@@ -22,11 +22,10 @@
 //! Durations: `500ms`, `10s`, `2m`, or a bare number of seconds.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use fleet_agent::config::parse_duration;
-use fleet_agent::{AuthConfig, LogFormat, PasswordSource, Secret};
+use fleet_agent::config::{nats_user_auth, parse_duration};
+use fleet_agent::{AuthConfig, LogFormat};
 
 use crate::leader::LeaseConfig;
 
@@ -65,26 +64,10 @@ impl Default for InventoryConfig {
     }
 }
 
-/// A configuration error, naming the variable (never a secret value).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{var} is required: {hint}")]
-    Missing {
-        var: &'static str,
-        hint: &'static str,
-    },
-    #[error("{var}={value:?} is invalid: {reason}")]
-    Invalid {
-        var: &'static str,
-        value: String,
-        reason: String,
-    },
-    #[error("{first} and {second} are both set; set only one")]
-    Conflict {
-        first: &'static str,
-        second: &'static str,
-    },
-}
+/// A configuration error, naming the variable (never a secret value). The
+/// agent's type: the NATS credentials are read by the same function
+/// ([`nats_user_auth`]); its agent-id variants do not occur here.
+pub use fleet_agent::ConfigError;
 
 impl OperatorConfig {
     pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
@@ -110,33 +93,7 @@ impl OperatorConfig {
             var: "FLEET_NATS_URL",
             hint: "the NATS server URL, e.g. nats://nats:4222",
         })?;
-        let password = match (get("FLEET_NATS_PASSWORD"), get("FLEET_NATS_PASSWORD_FILE")) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::Conflict {
-                    first: "FLEET_NATS_PASSWORD",
-                    second: "FLEET_NATS_PASSWORD_FILE",
-                });
-            }
-            (Some(p), None) => Some(PasswordSource::Inline(Secret::new(p))),
-            (None, Some(f)) => Some(PasswordSource::File(PathBuf::from(f))),
-            (None, None) => None,
-        };
-        let auth = match (get("FLEET_NATS_USER"), password) {
-            (Some(user), Some(password)) => AuthConfig::UserPassword { user, password },
-            (Some(_), None) => {
-                return Err(ConfigError::Missing {
-                    var: "FLEET_NATS_PASSWORD",
-                    hint: "FLEET_NATS_USER is set; give its password in FLEET_NATS_PASSWORD or FLEET_NATS_PASSWORD_FILE",
-                });
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::Missing {
-                    var: "FLEET_NATS_USER",
-                    hint: "a NATS password is set but no user",
-                });
-            }
-            (None, None) => AuthConfig::None,
-        };
+        let auth = nats_user_auth(&get)?;
 
         let namespace = get("FLEET_NAMESPACE")
             .or_else(|| get("POD_NAMESPACE"))
