@@ -45,6 +45,11 @@ pub enum ReconcileError {
         name: String,
         source: Box<kube::Error>,
     },
+    #[error("listing FleetStacks in namespace {namespace}: {source}")]
+    ListStacks {
+        namespace: String,
+        source: Box<kube::Error>,
+    },
     #[error("FleetStack {namespace}/{name} has no uid yet")]
     NoUid { namespace: String, name: String },
     #[error("removing objects of component {component} of FleetStack {namespace}/{name}: {source}")]
@@ -61,6 +66,7 @@ impl ReconcileError {
         match self {
             ReconcileError::WriteStatus { .. } => "StatusWriteFailed",
             ReconcileError::NoUid { .. } => "NoUid",
+            ReconcileError::ListStacks { .. } => "ListFailed",
             ReconcileError::Prune { .. } => "PruneFailed",
         }
     }
@@ -100,6 +106,15 @@ pub async fn reconcile(
         ctx.metrics.set_ready(&namespace, &name, false);
         // Nothing to retry until the spec changes.
         return Ok(Action::await_change());
+    }
+    if let Some(conflict) = operator_conflict(&ctx, &stack).await? {
+        let new = status::invalid_spec(&live, generation, &[conflict], &now());
+        write_status(&ctx, &stack, &live, &new).await?;
+        ctx.metrics.error("InvalidSpec");
+        ctx.metrics.set_ready(&namespace, &name, false);
+        // Resolved by a change to the *other* stack, which does not wake
+        // this one: look again now and then.
+        return Ok(Action::requeue(Duration::from_secs(15)));
     }
     if stack.spec.paused {
         let new = status::paused(&live, generation, &now());
@@ -157,6 +172,50 @@ pub async fn reconcile(
         };
         Ok(Action::requeue(delay))
     }
+}
+
+/// FleetAgents and FleetCommands live in the stack's namespace, so only one
+/// stack per namespace may run the operator runtime: two would both run
+/// every FleetCommand and overwrite each other's results. The oldest stack
+/// (then the first by name) keeps it; the others are refused naming it.
+async fn operator_conflict(
+    ctx: &Context,
+    stack: &FleetStack,
+) -> Result<Option<fleet_crds::SpecError>, ReconcileError> {
+    if stack.spec.operator.is_none() {
+        return Ok(None);
+    }
+    let namespace = stack.namespace().unwrap_or_default();
+    let api: Api<FleetStack> = Api::namespaced(ctx.client.clone(), &namespace);
+    let others =
+        api.list(&Default::default())
+            .await
+            .map_err(|source| ReconcileError::ListStacks {
+                namespace: namespace.clone(),
+                source: Box::new(source),
+            })?;
+    let key = |s: &FleetStack| {
+        (
+            s.meta().creation_timestamp.clone().map(|t| t.0),
+            s.name_any(),
+        )
+    };
+    let first = others
+        .items
+        .iter()
+        .filter(|s| s.spec.operator.is_some() && s.meta().deletion_timestamp.is_none())
+        .min_by_key(|s| key(s));
+    Ok(first
+        .filter(|s| s.name_any() != stack.name_any())
+        .map(|s| fleet_crds::SpecError {
+            path: "spec.operator".into(),
+            message: format!(
+                "FleetStack {} already runs the operator runtime in namespace {namespace}; \
+                 FleetAgents and FleetCommands are per namespace, so only one stack per \
+                 namespace may set spec.operator",
+                s.name_any()
+            ),
+        }))
 }
 
 /// Backoff for errors that stopped a reconciliation before its status

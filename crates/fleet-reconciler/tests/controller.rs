@@ -335,6 +335,54 @@ async fn invalid_specs_are_rejected_by_the_api_or_stalled_naming_the_field() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn only_one_stack_per_namespace_may_run_the_operator() {
+    let env = TestEnv::start("fr-twoops").await;
+    let with_operator = || {
+        let mut spec = nats_only();
+        spec.operator = Some(fleet_crds::OperatorSpec {
+            image: "fleetstack/fleet-operator:0.1.0".into(),
+            replicas: 1,
+        });
+        spec
+    };
+    env.create("first", with_operator()).await;
+    // Make "first" the older one whatever the clock resolution.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    env.create("second", with_operator()).await;
+    let s = env
+        .wait_stack("Stalled naming the other stack", "second", |s| {
+            condition(s, STALLED).is_some_and(|c| c.status == "True")
+        })
+        .await;
+    let stalled = condition(&s, STALLED).expect("stalled");
+    assert_eq!(stalled.reason, "InvalidSpec");
+    assert!(
+        stalled.message.contains("spec.operator") && stalled.message.contains("first"),
+        "{}",
+        stalled.message
+    );
+    // The older stack is not refused.
+    let first = env
+        .wait_stack("reconciled", "first", |s| s.status.is_some())
+        .await;
+    assert!(
+        condition(&first, STALLED).is_none_or(|c| c.reason != "InvalidSpec"),
+        "{:?}",
+        first.status
+    );
+    // Once the first stack is gone the second may run it (no change to the
+    // second stack wakes it: the reconciler looks again by itself).
+    env.stacks()
+        .delete("first", &Default::default())
+        .await
+        .expect("delete first");
+    env.wait_stack("no longer refused", "second", |s| {
+        condition(s, STALLED).is_none_or(|c| c.reason != "InvalidSpec")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_paused_stack_gets_no_child_writes() {
     let env = TestEnv::start("fr-paused").await;
     let uid = env.create("demo", nats_only()).await.uid().expect("uid");
