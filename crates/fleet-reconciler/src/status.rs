@@ -38,36 +38,52 @@ pub struct ComponentResult {
     pub message: String,
 }
 
+/// The status being computed for one generation at one instant: condition
+/// changes without repeating the generation and the time at every call.
+struct Next<'a> {
+    s: FleetStackStatus,
+    generation: i64,
+    now: &'a Time,
+}
+
+impl<'a> Next<'a> {
+    /// `old` with `observedGeneration` stamped.
+    fn new(old: &FleetStackStatus, generation: i64, now: &'a Time) -> Self {
+        let mut s = old.clone();
+        s.observed_generation = Some(generation);
+        Next { s, generation, now }
+    }
+
+    fn set(&mut self, type_: &str, status: CondStatus, reason: &str, message: &str) {
+        set_condition(
+            &mut self.s.conditions,
+            type_,
+            status,
+            reason,
+            message,
+            self.generation,
+            self.now,
+        );
+    }
+
+    fn remove(&mut self, type_: &str) {
+        remove_condition(&mut self.s.conditions, type_);
+    }
+}
+
 /// `Reconciling=True`, `Ready=Unknown`, `observedGeneration`: stamped before
 /// any work on a new generation, so Flux and `kubectl wait` wait for us.
 pub fn progressing(old: &FleetStackStatus, generation: i64, now: &Time) -> FleetStackStatus {
-    let mut s = old.clone();
-    s.observed_generation = Some(generation);
+    let mut next = Next::new(old, generation, now);
     let msg = format!("reconciling generation {generation}");
     // A new generation restarts the ready deadline, which is measured from
     // Reconciling's transition time.
-    remove_condition(&mut s.conditions, RECONCILING);
-    set_condition(
-        &mut s.conditions,
-        RECONCILING,
-        CondStatus::True,
-        "Progressing",
-        &msg,
-        generation,
-        now,
-    );
-    set_condition(
-        &mut s.conditions,
-        READY,
-        CondStatus::Unknown,
-        "Progressing",
-        &msg,
-        generation,
-        now,
-    );
-    remove_condition(&mut s.conditions, STALLED);
-    remove_condition(&mut s.conditions, PAUSED);
-    s
+    next.remove(RECONCILING);
+    next.set(RECONCILING, CondStatus::True, "Progressing", &msg);
+    next.set(READY, CondStatus::Unknown, "Progressing", &msg);
+    next.remove(STALLED);
+    next.remove(PAUSED);
+    next.s
 }
 
 /// Invalid spec: `Stalled=True` (reason `InvalidSpec`, message listing the
@@ -79,63 +95,34 @@ pub fn invalid_spec(
     errors: &[SpecError],
     now: &Time,
 ) -> FleetStackStatus {
-    let mut s = old.clone();
-    s.observed_generation = Some(generation);
+    let mut next = Next::new(old, generation, now);
     let msg = errors
         .iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ");
-    set_condition(
-        &mut s.conditions,
-        STALLED,
-        CondStatus::True,
-        "InvalidSpec",
-        &msg,
-        generation,
-        now,
-    );
-    set_condition(
-        &mut s.conditions,
-        READY,
-        CondStatus::False,
-        "InvalidSpec",
-        &msg,
-        generation,
-        now,
-    );
-    remove_condition(&mut s.conditions, RECONCILING);
-    remove_condition(&mut s.conditions, PAUSED);
-    s
+    next.set(STALLED, CondStatus::True, "InvalidSpec", &msg);
+    next.set(READY, CondStatus::False, "InvalidSpec", &msg);
+    next.remove(RECONCILING);
+    next.remove(PAUSED);
+    next.s
 }
 
 /// `spec.paused`: a `Paused` condition and `Ready=Unknown` (reason
 /// `Paused`): nobody checked this generation, so claiming Ready=True for it
 /// would let `kubectl wait` return on stale state.
 pub fn paused(old: &FleetStackStatus, generation: i64, now: &Time) -> FleetStackStatus {
-    let mut s = old.clone();
-    s.observed_generation = Some(generation);
-    set_condition(
-        &mut s.conditions,
+    let mut next = Next::new(old, generation, now);
+    next.set(
         PAUSED,
         CondStatus::True,
         "Paused",
         "spec.paused is true: the reconciler writes nothing to this stack's objects",
-        generation,
-        now,
     );
-    set_condition(
-        &mut s.conditions,
-        READY,
-        CondStatus::Unknown,
-        "Paused",
-        "spec.paused is true",
-        generation,
-        now,
-    );
-    remove_condition(&mut s.conditions, RECONCILING);
-    remove_condition(&mut s.conditions, STALLED);
-    s
+    next.set(READY, CondStatus::Unknown, "Paused", "spec.paused is true");
+    next.remove(RECONCILING);
+    next.remove(STALLED);
+    next.s
 }
 
 /// The status after the Scores ran. `results` has one entry per component
@@ -149,17 +136,17 @@ pub fn finished(
     ready_deadline: Duration,
     now: &Time,
 ) -> FleetStackStatus {
-    let mut s = current.clone();
-    s.observed_generation = Some(generation);
-    s.agents = agents;
-    remove_condition(&mut s.conditions, PAUSED);
+    let mut next = Next::new(current, generation, now);
+    next.s.agents = agents;
+    next.remove(PAUSED);
 
     // Component conditions: drop those of components no longer in the spec.
     let known: Vec<&str> = results.iter().map(|r| r.condition).collect();
-    s.conditions.retain(|c| {
+    next.s.conditions.retain(|c| {
         !c.type_.ends_with("Ready") || c.type_ == READY || known.contains(&c.type_.as_str())
     });
-    s.components
+    next.s
+        .components
         .retain(|k, _| results.iter().any(|r| r.component == k));
     for r in results {
         let ok = r.state == ComponentState::Ready;
@@ -168,16 +155,8 @@ pub fn finished(
         } else {
             CondStatus::False
         };
-        set_condition(
-            &mut s.conditions,
-            r.condition,
-            st,
-            &r.reason,
-            &r.message,
-            generation,
-            now,
-        );
-        s.components.insert(
+        next.set(r.condition, st, &r.reason, &r.message);
+        next.s.components.insert(
             r.component.to_string(),
             ComponentStatus {
                 ready: ok,
@@ -196,17 +175,9 @@ pub fn finished(
                 let names: Vec<&str> = results.iter().map(|r| r.component).collect();
                 format!("smoke probes passed: {}", names.join(", "))
             };
-            set_condition(
-                &mut s.conditions,
-                READY,
-                CondStatus::True,
-                "Ready",
-                &msg,
-                generation,
-                now,
-            );
-            remove_condition(&mut s.conditions, RECONCILING);
-            remove_condition(&mut s.conditions, STALLED);
+            next.set(READY, CondStatus::True, "Ready", &msg);
+            next.remove(RECONCILING);
+            next.remove(STALLED);
         }
         Some(failed) => {
             let reason = match failed.state {
@@ -222,62 +193,32 @@ pub fn finished(
             } else {
                 format!("{prefix}{}", failed.message)
             };
-            set_condition(
-                &mut s.conditions,
-                READY,
-                CondStatus::False,
-                reason,
-                &msg,
-                generation,
-                now,
-            );
+            next.set(READY, CondStatus::False, reason, &msg);
             // Still converging this generation: Reconciling stays until the
             // deadline, then the stack is reported Stalled (kstatus Failed)
-            // while the reconciler keeps retrying.
+            // while the reconciler keeps retrying. A stack that already
+            // timed out keeps its Stalled message current.
             let started =
-                find_condition(&s.conditions, RECONCILING).map(|c| c.last_transition_time.0);
-            if let Some(started) = started {
-                let elapsed = now.0.duration_since(started);
-                let overdue = elapsed.as_secs() >= 0 && elapsed.unsigned_abs() >= ready_deadline;
-                if overdue {
-                    remove_condition(&mut s.conditions, RECONCILING);
-                    let m = format!("not Ready within {}s: {msg}", ready_deadline.as_secs());
-                    set_condition(
-                        &mut s.conditions,
-                        STALLED,
-                        CondStatus::True,
-                        "Timeout",
-                        &m,
-                        generation,
-                        now,
-                    );
-                } else {
-                    set_condition(
-                        &mut s.conditions,
-                        RECONCILING,
-                        CondStatus::True,
-                        "Progressing",
-                        &format!("reconciling generation {generation}"),
-                        generation,
-                        now,
-                    );
+                find_condition(&next.s.conditions, RECONCILING).map(|c| c.last_transition_time.0);
+            let timed_out = match started {
+                Some(started) => {
+                    let elapsed = now.0.duration_since(started);
+                    elapsed.as_secs() >= 0 && elapsed.unsigned_abs() >= ready_deadline
                 }
-            } else if find_condition(&s.conditions, STALLED).is_some_and(|c| c.reason == "Timeout")
-            {
+                None => find_condition(&next.s.conditions, STALLED)
+                    .is_some_and(|c| c.reason == "Timeout"),
+            };
+            if timed_out {
+                next.remove(RECONCILING);
                 let m = format!("not Ready within {}s: {msg}", ready_deadline.as_secs());
-                set_condition(
-                    &mut s.conditions,
-                    STALLED,
-                    CondStatus::True,
-                    "Timeout",
-                    &m,
-                    generation,
-                    now,
-                );
+                next.set(STALLED, CondStatus::True, "Timeout", &m);
+            } else if started.is_some() {
+                let m = format!("reconciling generation {generation}");
+                next.set(RECONCILING, CondStatus::True, "Progressing", &m);
             }
         }
     }
-    s
+    next.s
 }
 
 /// An Event to publish.
@@ -375,20 +316,18 @@ mod tests {
 
     const DL: Duration = Duration::from_secs(600);
 
+    /// `finished` for generation 1 with only nats, at `t(at)`.
+    fn probed(s: &FleetStackStatus, state: ComponentState, at: i64) -> FleetStackStatus {
+        finished(s, 1, &[nats(state)], None, DL, &t(at))
+    }
+
     #[test]
     fn a_generation_goes_in_progress_then_current_and_obeys_the_contract() {
         let s0 = FleetStackStatus::default();
         let s1 = progressing(&s0, 1, &t(0));
         assert_eq!(compute(Some(1), false, Some(&s1)), KStatus::InProgress);
         check_contract(Some(1), &s1).expect("contract");
-        let s2 = finished(
-            &s1,
-            1,
-            &[nats(ComponentState::ProbeFailed)],
-            None,
-            DL,
-            &t(5),
-        );
+        let s2 = probed(&s1, ComponentState::ProbeFailed, 5);
         assert_eq!(compute(Some(1), false, Some(&s2)), KStatus::InProgress);
         check_contract(Some(1), &s2).expect("contract");
         let ready = find_condition(&s2.conditions, READY).expect("ready");
@@ -398,17 +337,10 @@ mod tests {
         );
         assert!(ready.message.starts_with("nats: "));
         // Same failure again: identical status (no write, no event).
-        let s2b = finished(
-            &s2,
-            1,
-            &[nats(ComponentState::ProbeFailed)],
-            None,
-            DL,
-            &t(9),
-        );
+        let s2b = probed(&s2, ComponentState::ProbeFailed, 9);
         assert!(same(&s2, &s2b));
         assert!(transitions(&s2, &s2b).is_empty());
-        let s3 = finished(&s2, 1, &[nats(ComponentState::Ready)], None, DL, &t(10));
+        let s3 = probed(&s2, ComponentState::Ready, 10);
         assert_eq!(compute(Some(1), false, Some(&s3)), KStatus::Current);
         check_contract(Some(1), &s3).expect("contract");
         assert!(find_condition(&s3.conditions, RECONCILING).is_none());
@@ -416,14 +348,7 @@ mod tests {
         assert_eq!(ev.len(), 1);
         assert!(!ev[0].warning);
         // Later the probe fails: Ready=False without Reconciling (same generation).
-        let s4 = finished(
-            &s3,
-            1,
-            &[nats(ComponentState::ProbeFailed)],
-            None,
-            DL,
-            &t(100),
-        );
+        let s4 = probed(&s3, ComponentState::ProbeFailed, 100);
         assert_eq!(compute(Some(1), false, Some(&s4)), KStatus::InProgress);
         assert!(find_condition(&s4.conditions, RECONCILING).is_none());
         assert!(transitions(&s3, &s4)[0].warning);
@@ -439,14 +364,7 @@ mod tests {
     #[test]
     fn missing_the_ready_deadline_reports_stalled_timeout() {
         let s1 = progressing(&FleetStackStatus::default(), 1, &t(0));
-        let late = finished(
-            &s1,
-            1,
-            &[nats(ComponentState::ProbeFailed)],
-            None,
-            DL,
-            &t(601),
-        );
+        let late = probed(&s1, ComponentState::ProbeFailed, 601);
         assert_eq!(compute(Some(1), false, Some(&late)), KStatus::Failed);
         check_contract(Some(1), &late).expect("contract");
         assert_eq!(
@@ -456,7 +374,7 @@ mod tests {
             "Timeout"
         );
         // Recovery clears it.
-        let ok = finished(&late, 1, &[nats(ComponentState::Ready)], None, DL, &t(700));
+        let ok = probed(&late, ComponentState::Ready, 700);
         assert_eq!(compute(Some(1), false, Some(&ok)), KStatus::Current);
     }
 
@@ -481,14 +399,7 @@ mod tests {
 
     #[test]
     fn removed_components_lose_their_condition() {
-        let s1 = finished(
-            &FleetStackStatus::default(),
-            1,
-            &[nats(ComponentState::Ready)],
-            None,
-            DL,
-            &t(0),
-        );
+        let s1 = probed(&FleetStackStatus::default(), ComponentState::Ready, 0);
         assert!(find_condition(&s1.conditions, "NatsReady").is_some());
         let s2 = finished(&s1, 2, &[], None, DL, &t(1));
         assert!(find_condition(&s2.conditions, "NatsReady").is_none());
@@ -501,14 +412,7 @@ mod tests {
 
     #[test]
     fn paused_adds_a_condition_and_an_event_once() {
-        let s1 = finished(
-            &FleetStackStatus::default(),
-            1,
-            &[nats(ComponentState::Ready)],
-            None,
-            DL,
-            &t(0),
-        );
+        let s1 = probed(&FleetStackStatus::default(), ComponentState::Ready, 0);
         let p = paused(&s1, 2, &t(1));
         check_contract(Some(2), &p).expect("contract");
         assert_eq!(transitions(&s1, &p)[0].reason, "Paused");
