@@ -53,13 +53,15 @@ fn typed(name: &str) -> FleetStack {
 }
 
 #[test]
-fn minimal_example_is_one_nats_and_three_agents_with_userpass() {
+fn minimal_example_is_one_nats_the_operator_and_three_agents_with_userpass() {
     let s = typed("minimal.yaml");
     let nats = s.spec.nats.as_ref().expect("nats");
     assert_eq!(nats.replicas, 1);
     assert_eq!(nats.auth.mode, NatsAuthMode::UserPass);
     assert!(!nats.jetstream.enabled);
     assert_eq!(s.spec.agents.as_ref().expect("agents").replicas, 3);
+    // The quickstart prints `kubectl get fleetagents`: the operator writes them.
+    assert_eq!(s.spec.operator.as_ref().expect("operator").replicas, 1);
     assert!(s.spec.identity.is_none() && s.spec.callout.is_none());
     assert!(!s.spec.paused);
 }
