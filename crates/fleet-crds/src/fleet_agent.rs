@@ -13,6 +13,13 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Label naming the FleetStack whose operator runtime wrote a FleetAgent
+/// (its `FLEET_OWNER_STACK`). An operator runtime lists, adopts, deletes
+/// and sends commands to only the FleetAgents carrying its own stack's
+/// value, so several FleetStacks can share a namespace
+/// (docs/adr/0050-fleet-agent-inventory-writes.md).
+pub const STACK_LABEL: &str = "fleet.nationtech.io/stack";
+
 /// An agent of the fleet, as reported by its heartbeats.
 #[derive(CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
 #[kube(

@@ -16,7 +16,7 @@ pub mod stack;
 pub mod status;
 pub mod validate;
 
-pub use fleet_agent::{FleetAgent, FleetAgentSpec, FleetAgentStatus};
+pub use fleet_agent::{FleetAgent, FleetAgentSpec, FleetAgentStatus, STACK_LABEL};
 pub use fleet_command::{
     AgentOutcome, AgentResult, CommandSummary, FleetCommand, FleetCommandName, FleetCommandSpec,
     FleetCommandStatus,

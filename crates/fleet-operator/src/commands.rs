@@ -8,9 +8,10 @@
 //!    sending anything. A generation found stamped but not finished was
 //!    interrupted (crash, failover): it is reported `Failed/Interrupted`,
 //!    not sent again; applying a new generation retries it.
-//! 3. Select FleetAgents by their reported labels, send the command to all
-//!    of them concurrently, write the summary, the bounded results and
-//!    `Complete` or `Failed`.
+//! 3. Select FleetAgents by their reported labels, among this operator's
+//!    own FleetAgents only (`naming::agent_selector`: the stack label of
+//!    `FLEET_OWNER_STACK`), send the command to all of them concurrently,
+//!    write the summary, the bounded results and `Complete` or `Failed`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,7 +26,7 @@ use fleet_proto::AgentId;
 use fleet_proto::client::{ClientError, info, ping};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
@@ -35,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::metrics::{Metrics, OutcomeLabels};
-use crate::naming::FIELD_MANAGER;
+use crate::naming::{FIELD_MANAGER, agent_selector};
 
 /// Agents contacted at the same time by one command.
 const FANOUT_CONCURRENCY: usize = 512;
@@ -43,6 +44,9 @@ const FANOUT_CONCURRENCY: usize = 512;
 pub struct Context {
     pub commands: Api<FleetCommand>,
     pub agents: Api<FleetAgent>,
+    /// Label selector of the FleetAgents this operator may command (its
+    /// own stack's; [`agent_selector`]), applied before the user's selector.
+    agent_selector: String,
     pub nats: async_nats::Client,
     pub metrics: Arc<Metrics>,
     /// Generations this process finished, by uid: the watch may hand us a
@@ -51,15 +55,19 @@ pub struct Context {
 }
 
 impl Context {
+    /// `owner_stack`: `FLEET_OWNER_STACK`; only FleetAgents labelled with it
+    /// are commanded (without it: those with no stack label).
     pub fn new(
         commands: Api<FleetCommand>,
         agents: Api<FleetAgent>,
+        owner_stack: Option<&str>,
         nats: async_nats::Client,
         metrics: Arc<Metrics>,
     ) -> Self {
         Context {
             commands,
             agents,
+            agent_selector: agent_selector(owner_stack),
             nats,
             metrics,
             finished: Mutex::new(HashMap::new()),
@@ -231,15 +239,17 @@ async fn reconcile(cmd: Arc<FleetCommand>, ctx: Arc<Context>) -> Result<Action, 
             return Ok(Action::await_change());
         }
     };
-    let agents =
-        ctx.agents
-            .list(&Default::default())
-            .await
-            .map_err(|e| CommandError::ListAgents {
-                namespace: namespace.clone(),
-                name: name.clone(),
-                source: Box::new(e),
-            })?;
+    // Our own stack's FleetAgents only: another FleetStack sharing the
+    // namespace has its own NATS, its agents are not ours to command.
+    let agents = ctx
+        .agents
+        .list(&ListParams::default().labels(&ctx.agent_selector))
+        .await
+        .map_err(|e| CommandError::ListAgents {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source: Box::new(e),
+        })?;
     let mut selected: Vec<AgentId> = agents
         .items
         .iter()

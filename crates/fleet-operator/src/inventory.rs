@@ -24,7 +24,9 @@ use tracing::{debug, info, warn};
 
 use crate::config::InventoryConfig;
 use crate::metrics::{Metrics, ResultLabels, StateLabels, WriteLabels};
-use crate::naming::{FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL, object_name};
+use crate::naming::{
+    FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL, STACK_LABEL, agent_selector, object_name,
+};
 use crate::tracker::{Action, Tracker};
 
 pub const MAX_CONCURRENT_WRITES: usize = 32;
@@ -63,7 +65,16 @@ pub struct WriteError {
 pub struct Writer {
     pub api: Api<FleetAgent>,
     pub namespace: String,
+    /// The FleetStack of `FLEET_OWNER_STACK`: the ownerReference of every
+    /// FleetAgent written, and (its name) the value of their
+    /// [`STACK_LABEL`]. `None`: neither is written (today's behaviour).
     pub owner: Option<OwnerReference>,
+}
+
+impl Writer {
+    fn stack(&self) -> Option<&str> {
+        self.owner.as_ref().map(|o| o.name.as_str())
+    }
 }
 
 enum Done {
@@ -171,16 +182,73 @@ pub async fn run(
     result
 }
 
-/// Adopts the FleetAgents this operator wrote before (restart, failover).
+/// Adopts the FleetAgents this operator wrote before (restart, failover):
+/// only those of its own stack ([`agent_selector`]); another FleetStack's
+/// FleetAgents in the same namespace are never adopted, so never marked
+/// disconnected nor deleted by us.
+///
+/// Upgrade from an operator that wrote no [`STACK_LABEL`]: a FleetAgent
+/// with our `managed-by` label, no stack label and an ownerReference to
+/// our own FleetStack (by uid) is ours; it is labelled now (one apply of
+/// its metadata, so that commands select it too) and adopted. One we fail
+/// to label is not adopted: the agent's next heartbeat re-applies the
+/// whole object (label included), and the next start tries again.
+/// Unlabelled objects owned by anything else are left alone.
 async fn adopt_existing(writer: &Writer, tracker: &mut Tracker) -> Result<(), InventoryError> {
-    let list = writer
+    let list_err = |e| InventoryError::List {
+        namespace: writer.namespace.clone(),
+        source: Box::new(e),
+    };
+    let mut list = writer
         .api
-        .list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")))
+        .list(&ListParams::default().labels(&agent_selector(writer.stack())))
         .await
-        .map_err(|e| InventoryError::List {
-            namespace: writer.namespace.clone(),
-            source: Box::new(e),
-        })?;
+        .map_err(list_err)?
+        .items;
+    if let Some(owner) = &writer.owner {
+        let legacy = writer
+            .api
+            .list(
+                &ListParams::default()
+                    .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY},!{STACK_LABEL}")),
+            )
+            .await
+            .map_err(list_err)?;
+        for agent in legacy {
+            let ours = agent
+                .owner_references()
+                .iter()
+                .any(|r| r.uid == owner.uid && r.kind == owner.kind);
+            if !ours {
+                continue;
+            }
+            let name = agent.name_any();
+            let id = match AgentId::new(agent.spec.agent_id.clone()) {
+                Ok(id) => id,
+                Err(e) => {
+                    warn!(%name, error = %e, "FleetAgent with an invalid agentId ignored");
+                    continue;
+                }
+            };
+            match writer
+                .api
+                .patch(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(object(writer, &name, &id)),
+                )
+                .await
+            {
+                Ok(_) => {
+                    info!(%name, stack = %owner.name, "FleetAgent written without the stack label: labelled and adopted");
+                    list.push(agent);
+                }
+                Err(e) => {
+                    warn!(%name, error = %e, "labelling a FleetAgent of an older operator failed; not adopted (its next heartbeat rewrites it)")
+                }
+            }
+        }
+    }
     let now = Instant::now();
     for agent in list {
         match AgentId::new(agent.spec.agent_id.clone()) {
@@ -315,8 +383,10 @@ fn object(writer: &Writer, name: &str, id: &AgentId) -> serde_json::Value {
         "namespace": writer.namespace,
         "labels": {MANAGED_BY_LABEL: MANAGED_BY},
     });
+    // Without FLEET_OWNER_STACK: no owner and no stack label (as before).
     if let Some(owner) = &writer.owner {
         metadata["ownerReferences"] = json!([owner]);
+        metadata["labels"][STACK_LABEL] = json!(owner.name);
     }
     json!({
         "apiVersion": "fleet.nationtech.io/v1alpha1",

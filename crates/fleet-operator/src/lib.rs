@@ -148,6 +148,7 @@ pub async fn run(
     let ctx = Arc::new(commands::Context::new(
         commands,
         agents.clone(),
+        config.owner_stack.as_deref(),
         nats.clone(),
         metrics.clone(),
     ));

@@ -12,6 +12,21 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "fleet-operator";
 /// Field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "fleet-operator";
+pub use fleet_crds::STACK_LABEL;
+
+/// Label selector for the FleetAgents whose status this operator keeps
+/// (inventory adoption) and whose agents it may command. With
+/// `FLEET_OWNER_STACK` set: `managed-by` AND `fleet.nationtech.io/stack=<stack>`,
+/// so two FleetStacks in one namespace never adopt, disconnect, delete or
+/// command each other's agents. Without it: today's behaviour (`managed-by`
+/// only, no stack label written), narrowed by `!stack` so that such an
+/// operator still never touches an object another stack's operator owns.
+pub fn agent_selector(owner_stack: Option<&str>) -> String {
+    match owner_stack {
+        Some(stack) => format!("{MANAGED_BY_LABEL}={MANAGED_BY},{STACK_LABEL}={stack}"),
+        None => format!("{MANAGED_BY_LABEL}={MANAGED_BY},!{STACK_LABEL}"),
+    }
+}
 
 pub fn object_name(id: &AgentId) -> String {
     let s = id.as_str();
@@ -53,6 +68,18 @@ mod tests {
 
     fn name(s: &str) -> String {
         object_name(&AgentId::new(s).unwrap())
+    }
+
+    #[test]
+    fn the_agent_selector_names_the_owner_stack() {
+        assert_eq!(
+            agent_selector(Some("north")),
+            "app.kubernetes.io/managed-by=fleet-operator,fleet.nationtech.io/stack=north"
+        );
+        assert_eq!(
+            agent_selector(None),
+            "app.kubernetes.io/managed-by=fleet-operator,!fleet.nationtech.io/stack"
+        );
     }
 
     #[test]

@@ -6,7 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use fleet_crds::{AgentOutcome, FleetCommand, FleetCommandName, FleetCommandSpec};
+use fleet_crds::{
+    AgentOutcome, FleetAgent, FleetAgentSpec, FleetCommand, FleetCommandName, FleetCommandSpec,
+    STACK_LABEL,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Patch, PatchParams, PostParams};
 
@@ -312,5 +315,67 @@ async fn a_generation_interrupted_mid_run_is_reported_not_resent() {
         ("True", "Interrupted")
     );
     assert!(s.summary.is_none(), "nothing was sent: {s:?}");
+    env.teardown().await;
+}
+
+/// Another FleetStack's FleetAgent in the same namespace matches the
+/// selector too, but it is not this operator's to command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_reaches_only_the_operators_own_stack() {
+    let mut env = TestEnv::start("op-cmd-stack").await;
+    env.create_owner_stack("north").await;
+    let mut config = env.run_config();
+    config.owner_stack = Some("north".into());
+    env.start_operator(config).await;
+    let ours = env.spawn_agent("ours", &[("role", "edge")]).await;
+    env.wait_agent("ours", "connected", |a| {
+        a.status.as_ref().is_some_and(|s| s.connected)
+    })
+    .await;
+    // What south's operator would have written: connected, same labels.
+    let mut theirs = FleetAgent::new(
+        "theirs",
+        FleetAgentSpec {
+            agent_id: "theirs".into(),
+        },
+    );
+    theirs.metadata.labels = Some(
+        [
+            ("app.kubernetes.io/managed-by", "fleet-operator"),
+            (STACK_LABEL, "south"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    );
+    env.agents()
+        .create(&PostParams::default(), &theirs)
+        .await
+        .expect("create FleetAgent");
+    let status = serde_json::json!({"status": {"connected": true, "labels": {"role": "edge"}}});
+    env.agents()
+        .patch_status("theirs", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("status");
+
+    env.commands()
+        .create(
+            &PostParams::default(),
+            &command("ping-edge", &[("role", "edge")], FleetCommandName::Ping, 2),
+        )
+        .await
+        .expect("create FleetCommand");
+    let done = env.wait_command_finished("ping-edge").await;
+    let s = done.status.expect("status");
+    let summary = s.summary.expect("summary");
+    assert_eq!(
+        (summary.selected, summary.succeeded),
+        (1, 1),
+        "{:?}",
+        s.results
+    );
+    let ids: Vec<&str> = s.results.iter().map(|r| r.agent_id.as_str()).collect();
+    assert_eq!(ids, vec!["ours"]);
+    ours.stop().await;
     env.teardown().await;
 }

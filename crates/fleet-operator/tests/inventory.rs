@@ -3,10 +3,12 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use fleet_crds::{FleetStack, FleetStackSpec};
+use fleet_crds::{FleetAgent, FleetAgentSpec, FleetStack, FleetStackSpec, STACK_LABEL};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
@@ -62,6 +64,10 @@ async fn agents_appear_go_disconnected_and_are_removed_after_the_ttl() {
             .get("app.kubernetes.io/managed-by")
             .map(String::as_str),
         Some("fleet-operator")
+    );
+    assert_eq!(
+        fa.labels().get(STACK_LABEL).map(String::as_str),
+        Some("stack")
     );
     // An id that is not a valid object name gets a derived name.
     let fb = env
@@ -146,5 +152,138 @@ async fn a_restarted_operator_adopts_existing_agents_without_rewriting_them() {
     assert_eq!(again.resource_version(), rv);
 
     a.stop().await;
+    env.teardown().await;
+}
+
+fn stack_label(a: &FleetAgent) -> Option<String> {
+    a.labels().get(STACK_LABEL).cloned()
+}
+
+fn connected(a: &FleetAgent) -> bool {
+    a.status.as_ref().is_some_and(|s| s.connected)
+}
+
+/// Two FleetStacks in one namespace, each with its own NATS and operator
+/// runtime: each operator keeps only its own stack's FleetAgents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stacks_in_one_namespace_never_touch_each_others_agents() {
+    let mut env = TestEnv::start("op-two-stacks").await;
+    let north = env.create_owner_stack("north").await;
+    let south = env.create_owner_stack("south").await;
+    let mut north_config = env.run_config();
+    north_config.owner_stack = Some("north".into());
+    let mut south_config = env.run_config();
+    south_config.owner_stack = Some("south".into());
+    env.start_operator(north_config.clone()).await;
+    let mut other = env.start_other_operator(south_config).await;
+
+    let a = env.spawn_agent("agent-a", &[]).await;
+    let b = other.spawn_agent("agent-b", &[]).await;
+    let fa = env.wait_agent("agent-a", "connected", connected).await;
+    let fb = env.wait_agent("agent-b", "connected", connected).await;
+    assert_eq!(stack_label(&fa).as_deref(), Some("north"));
+    assert_eq!(stack_label(&fb).as_deref(), Some("south"));
+    assert_eq!(fa.owner_references()[0].uid, north.uid().expect("uid"));
+    assert_eq!(fb.owner_references()[0].uid, south.uid().expect("uid"));
+
+    // Restart both (a rollout, a failover): each adopts what already exists.
+    // An operator adopting the other stack's object would never hear its
+    // heartbeats, mark it disconnected and delete it after the TTL.
+    env.start_operator(north_config).await;
+    other.start().await;
+
+    a.stop().await;
+    env.wait_agent("agent-a", "disconnected", |a| !connected(a))
+        .await;
+    let fb = env.agents().get("agent-b").await.expect("agent-b");
+    assert!(connected(&fb), "{:?}", fb.status);
+
+    wait_for("agent-a's FleetAgent deleted after the TTL", || {
+        let api = env.agents();
+        async move { api.get_opt("agent-a").await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+    // Past the TTL (6 s) of its adoption by the restarted operators, and
+    // with the other operator having deleted its own agent: still there,
+    // still connected, never rewritten.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let fb2 = env.agents().get("agent-b").await.expect("agent-b survives");
+    assert!(connected(&fb2), "{:?}", fb2.status);
+    assert_eq!(fb2.resource_version(), fb.resource_version());
+
+    b.stop().await;
+    other.stop().await;
+    env.teardown().await;
+}
+
+/// FleetAgents written by an operator that did not know the stack label:
+/// the operator of the stack owning them (ownerReference) labels and adopts
+/// them; other stacks' objects, labelled or not, are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_operator_adopts_its_unlabelled_agents_and_no_others() {
+    let mut env = TestEnv::start("op-upgrade").await;
+    let north = env.create_owner_stack("north").await;
+    let west = env.create_owner_stack("west").await;
+    let owner_ref = |s: &FleetStack| OwnerReference {
+        api_version: "fleet.nationtech.io/v1alpha1".into(),
+        kind: "FleetStack".into(),
+        name: s.name_any(),
+        uid: s.uid().expect("uid"),
+        ..Default::default()
+    };
+    let make = |name: &str, owner: &FleetStack, stack: Option<&str>| {
+        let mut fa = FleetAgent::new(
+            name,
+            FleetAgentSpec {
+                agent_id: name.into(),
+            },
+        );
+        let mut labels = BTreeMap::from([(
+            "app.kubernetes.io/managed-by".to_string(),
+            "fleet-operator".to_string(),
+        )]);
+        if let Some(s) = stack {
+            labels.insert(STACK_LABEL.to_string(), s.to_string());
+        }
+        fa.metadata.labels = Some(labels);
+        fa.metadata.owner_references = Some(vec![owner_ref(owner)]);
+        fa
+    };
+    for fa in [
+        make("old-north", &north, None),
+        make("old-west", &west, None),
+        make("new-west", &west, Some("west")),
+    ] {
+        env.agents()
+            .create(&PostParams::default(), &fa)
+            .await
+            .expect("create FleetAgent");
+    }
+
+    let mut config = env.run_config();
+    config.owner_stack = Some("north".into());
+    env.start_operator(config).await;
+    env.wait_agent("old-north", "labelled with its stack", |a| {
+        stack_label(a).as_deref() == Some("north")
+    })
+    .await;
+    // Adopted: silent, so deleted after the TTL like any of ours.
+    wait_for("old-north deleted after the TTL", || {
+        let api = env.agents();
+        async move { api.get_opt("old-north").await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+    let old_west = env
+        .agents()
+        .get("old-west")
+        .await
+        .expect("old-west left alone");
+    assert_eq!(stack_label(&old_west), None);
+    let new_west = env
+        .agents()
+        .get("new-west")
+        .await
+        .expect("new-west left alone");
+    assert_eq!(stack_label(&new_west).as_deref(), Some("west"));
     env.teardown().await;
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleet_agent::{Agent, AgentConfig, Anonymous};
-use fleet_crds::{FleetAgent, FleetCommand};
+use fleet_crds::{FleetAgent, FleetCommand, FleetStack, FleetStackSpec};
 use fleet_operator::{InventoryConfig, Metrics, RunConfig};
 use fleet_proto::{AgentId, Heartbeat, encode_heartbeat, subjects};
 use fleet_testkit::NatsServer;
@@ -148,27 +148,19 @@ impl TestEnv {
     /// Starts the operator in-process (stopping a running one first).
     pub async fn start_operator(&mut self, config: RunConfig) {
         self.stop_operator().await;
-        let nc = async_nats::connect(self.nats.url())
-            .await
-            .expect("operator connects to NATS");
-        let token = CancellationToken::new();
-        let (client, metrics, t) = (self.client.clone(), self.metrics.clone(), token.clone());
-        let handle = tokio::spawn(async move {
-            fleet_operator::run(client, nc, config, metrics, t)
-                .await
-                .expect("operator run");
-        });
-        self.operator = Some((token, handle));
+        self.operator = Some(
+            spawn_operator(
+                self.client.clone(),
+                self.nats.url(),
+                config,
+                self.metrics.clone(),
+            )
+            .await,
+        );
     }
 
     pub async fn stop_operator(&mut self) {
-        if let Some((token, handle)) = self.operator.take() {
-            token.cancel();
-            tokio::time::timeout(Duration::from_secs(20), handle)
-                .await
-                .expect("operator stops within 20 s")
-                .expect("operator task did not panic");
-        }
+        stop_operator(self.operator.take()).await;
     }
 
     pub fn agents(&self) -> Api<FleetAgent> {
@@ -179,21 +171,40 @@ impl TestEnv {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
+    /// Creates FleetStack `name`, the owner `FLEET_OWNER_STACK` names. The
+    /// reconciler-class label keeps any controller installed in the cluster
+    /// away from it: the tests only need it to exist (and its uid).
+    pub async fn create_owner_stack(&self, name: &str) -> FleetStack {
+        let stacks: Api<FleetStack> = Api::namespaced(self.client.clone(), &self.ns);
+        let mut stack = FleetStack::new(name, FleetStackSpec::default());
+        stack.metadata.labels = Some(BTreeMap::from([(
+            "fleet.nationtech.io/reconciler".to_string(),
+            format!("none-{}", self.ns),
+        )]));
+        stacks
+            .create(&PostParams::default(), &stack)
+            .await
+            .unwrap_or_else(|e| panic!("create FleetStack {name}: {e}"))
+    }
+
+    /// Starts another operator runtime in the same namespace with its own
+    /// nats-server (a second FleetStack next to the first one).
+    pub async fn start_other_operator(&self, config: RunConfig) -> OtherOperator {
+        let nats = NatsServer::start_plain().expect("second nats-server starts");
+        let mut other = OtherOperator {
+            nats,
+            client: self.client.clone(),
+            config,
+            metrics: Arc::new(Metrics::new()),
+            operator: None,
+        };
+        other.start().await;
+        other
+    }
+
     /// Starts a real agent (fleet-agent, in-process) with `labels`.
     pub async fn spawn_agent(&self, agent: &str, labels: &[(&str, &str)]) -> RunningAgent {
-        let mut config = AgentConfig::new(id(agent), self.nats.url());
-        config.heartbeat_interval = fast_inventory().heartbeat_interval;
-        config.labels = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        config.drain_timeout = Duration::from_secs(2);
-        let agent = Agent::bind(config, Arc::new(Anonymous))
-            .await
-            .expect("agent binds");
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(agent.run(shutdown.clone()));
-        RunningAgent { shutdown, task }
+        spawn_agent_on(&self.nats.url(), agent, labels).await
     }
 
     /// Publishes heartbeats for `agent` by hand: an agent that beats but
@@ -275,6 +286,87 @@ impl TestEnv {
         self.stop_operator().await;
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         let _ = namespaces.delete(&self.ns, &DeleteParams::default()).await;
+    }
+}
+
+/// Starts a real agent (fleet-agent, in-process) on the NATS at `url`.
+pub async fn spawn_agent_on(url: &str, agent: &str, labels: &[(&str, &str)]) -> RunningAgent {
+    let mut config = AgentConfig::new(id(agent), url.to_string());
+    config.heartbeat_interval = fast_inventory().heartbeat_interval;
+    config.labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    config.drain_timeout = Duration::from_secs(2);
+    let agent = Agent::bind(config, Arc::new(Anonymous))
+        .await
+        .expect("agent binds");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(agent.run(shutdown.clone()));
+    RunningAgent { shutdown, task }
+}
+
+/// Starts `fleet_operator::run` in-process.
+async fn spawn_operator(
+    client: Client,
+    nats_url: String,
+    config: RunConfig,
+    metrics: Arc<Metrics>,
+) -> (CancellationToken, JoinHandle<()>) {
+    let nc = async_nats::connect(nats_url)
+        .await
+        .expect("operator connects to NATS");
+    let token = CancellationToken::new();
+    let t = token.clone();
+    let handle = tokio::spawn(async move {
+        fleet_operator::run(client, nc, config, metrics, t)
+            .await
+            .expect("operator run");
+    });
+    (token, handle)
+}
+
+async fn stop_operator(operator: Option<(CancellationToken, JoinHandle<()>)>) {
+    if let Some((token, handle)) = operator {
+        token.cancel();
+        tokio::time::timeout(Duration::from_secs(20), handle)
+            .await
+            .expect("operator stops within 20 s")
+            .expect("operator task did not panic");
+    }
+}
+
+/// A second operator runtime (another FleetStack) in a [`TestEnv`]'s
+/// namespace, with its own nats-server.
+pub struct OtherOperator {
+    pub nats: NatsServer,
+    client: Client,
+    config: RunConfig,
+    pub metrics: Arc<Metrics>,
+    operator: Option<(CancellationToken, JoinHandle<()>)>,
+}
+
+impl OtherOperator {
+    /// (Re)starts it with its config.
+    pub async fn start(&mut self) {
+        stop_operator(self.operator.take()).await;
+        self.operator = Some(
+            spawn_operator(
+                self.client.clone(),
+                self.nats.url(),
+                self.config.clone(),
+                self.metrics.clone(),
+            )
+            .await,
+        );
+    }
+
+    pub async fn stop(&mut self) {
+        stop_operator(self.operator.take()).await;
+    }
+
+    pub async fn spawn_agent(&self, agent: &str, labels: &[(&str, &str)]) -> RunningAgent {
+        spawn_agent_on(&self.nats.url(), agent, labels).await
     }
 }
 
