@@ -21,6 +21,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use crate::apply::{self, ApplyReport, DesiredObject};
+use crate::http_probe::{self, GetError};
 use crate::labels;
 use crate::pod;
 use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
@@ -215,11 +216,7 @@ async fn discovery_probe(host: &str, issuer: &str, deadline: Duration) -> ProbeO
         message,
         latency: started.elapsed(),
     };
-    let http = match reqwest::Client::builder().timeout(deadline).build() {
-        Ok(c) => c,
-        Err(e) => return failed("ProbeSetupFailed", format!("test issuer: {e}")),
-    };
-    let doc: serde_json::Value = match http.get(&url).send().await {
+    let doc: serde_json::Value = match http_probe::get(&url, deadline).await {
         Ok(resp) if resp.status().is_success() => match resp.json().await {
             Ok(doc) => doc,
             Err(e) => return failed("BadDiscovery", format!("test issuer: {url}: {e}")),
@@ -230,7 +227,10 @@ async fn discovery_probe(host: &str, issuer: &str, deadline: Duration) -> ProbeO
                 format!("test issuer: GET {url} answered {}", resp.status()),
             );
         }
-        Err(e) => {
+        Err(GetError::Setup(e)) => {
+            return failed("ProbeSetupFailed", format!("test issuer: {e}"));
+        }
+        Err(GetError::Send(e)) => {
             return failed("IssuerUnreachable", format!("test issuer: GET {url}: {e}"));
         }
     };

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
+use crate::http_probe::{self, GetError, root_cause};
 use crate::score::ProbeOutcome;
 use crate::secret::Sensitive;
 
@@ -50,21 +51,18 @@ pub async fn smoke_probe(target: &ProbeTarget, deadline: Duration) -> ProbeOutco
 
 async fn run(target: &ProbeTarget, deadline: Duration) -> Result<(), (&'static str, String)> {
     let healthz = format!("http://{}:{}/healthz", target.host, target.monitor_port);
-    let http = reqwest::Client::builder()
-        .timeout(deadline)
-        .build()
-        .map_err(|e| {
-            (
+    let resp = http_probe::get(&healthz, deadline)
+        .await
+        .map_err(|e| match e {
+            GetError::Setup(e) => (
                 "ProbeSetupFailed",
                 format!("nats: building HTTP client: {e}"),
-            )
+            ),
+            GetError::Send(e) => (
+                "HealthzUnreachable",
+                format!("nats: GET {healthz}: {}", root_cause(&e)),
+            ),
         })?;
-    let resp = http.get(&healthz).send().await.map_err(|e| {
-        (
-            "HealthzUnreachable",
-            format!("nats: GET {healthz}: {}", root_cause(&e)),
-        )
-    })?;
     if !resp.status().is_success() {
         return Err((
             "HealthzFailed",
@@ -124,13 +122,4 @@ async fn run(target: &ProbeTarget, deadline: Duration) -> Result<(), (&'static s
 fn random_suffix() -> String {
     use rand::Rng;
     format!("{:016x}", rand::rng().random::<u64>())
-}
-
-/// reqwest's Display is "error sending request"; the cause says why.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }

@@ -21,6 +21,7 @@ use fleet_crds::FleetAgent;
 use kube::api::ListParams;
 use kube::{Api, Client};
 
+use crate::http_probe::Readyz;
 use crate::score::{InterpretError, ProbeOutcome};
 
 /// At most this many ids are named in a failure message (the count is
@@ -144,45 +145,17 @@ pub async fn agents_check(
     }
 }
 
+/// The operator runtime's `/readyz` (step 1).
+pub const READYZ: Readyz = Readyz {
+    component: "operator",
+    not_ready: "OperatorNotReady",
+    unreachable: "OperatorUnreachable",
+    passed: "operator ready",
+};
+
 /// Probes `http://<host>:<port>/readyz` within `deadline`.
 pub async fn readyz(host: &str, port: u16, deadline: Duration) -> ProbeOutcome {
-    let started = Instant::now();
-    let url = format!("http://{host}:{port}/readyz");
-    let failed = |reason, message| ProbeOutcome::Failed {
-        reason,
-        message,
-        latency: started.elapsed(),
-    };
-    let http = match reqwest::Client::builder().timeout(deadline).build() {
-        Ok(c) => c,
-        Err(e) => {
-            return failed(
-                "ProbeSetupFailed",
-                format!("operator: building HTTP client: {e}"),
-            );
-        }
-    };
-    match http.get(&url).send().await {
-        Ok(resp) if resp.status().is_success() => ProbeOutcome::Passed {
-            latency: started.elapsed(),
-            message: "operator ready".into(),
-        },
-        Ok(resp) => failed(
-            "OperatorNotReady",
-            format!("operator: GET {url} answered {}", resp.status()),
-        ),
-        Err(e) if e.is_timeout() => failed(
-            "ProbeTimeout",
-            format!(
-                "operator: GET {url} did not answer within {}s",
-                deadline.as_secs()
-            ),
-        ),
-        Err(e) => failed(
-            "OperatorUnreachable",
-            format!("operator: GET {url}: {}", root_cause(&e)),
-        ),
-    }
+    READYZ.probe(host, port, deadline).await
 }
 
 /// `/readyz`, then (when `expected` is not empty) the FleetAgent check.
@@ -221,14 +194,6 @@ pub async fn smoke_probe(
             Some(none_connected),
         )),
     }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 #[cfg(test)]
