@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
 /// The one server-side-apply field manager of the project.
 pub const FIELD_MANAGER: &str = "fleet-reconciler";
 
@@ -50,4 +52,23 @@ pub fn selector_labels(stack: &str, component: &str) -> BTreeMap<String, String>
         (INSTANCE.to_string(), stack.to_string()),
         (COMPONENT.to_string(), component.to_string()),
     ])
+}
+
+/// Metadata of an object of a component: its name and namespace, the
+/// component's labels and the ownerReference to the FleetStack, i.e. the
+/// whole ownership scheme above in one place.
+pub fn object_meta(
+    stack: &str,
+    component: &str,
+    namespace: &str,
+    owner: &OwnerReference,
+    name: &str,
+) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(namespace.to_string()),
+        labels: Some(component_labels(stack, component)),
+        owner_references: Some(vec![owner.clone()]),
+        ..Default::default()
+    }
 }

@@ -3,13 +3,17 @@
 //! definition here keeps every component's pods equally locked down.
 
 use fleet_crds::ComputeResources;
+use k8s_openapi::api::apps::v1::DeploymentSpec;
 use k8s_openapi::api::core::v1::{
     Capabilities, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
-    PodSecurityContext, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecurityContext, ServicePort,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecurityContext, ServicePort,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::labels;
 
 /// Non-root uid/gid of every container we run (the images' `nonroot` user).
 pub const RUN_AS: i64 = 65532;
@@ -46,6 +50,43 @@ pub fn restricted_container_security() -> SecurityContext {
             type_: "RuntimeDefault".into(),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// The spec of a Deployment running `replicas` pods of `component` of
+/// `stack`: selected by the component's selector labels, pods labelled like
+/// every object of the component, running as `service_account` under the
+/// restricted Pod Security settings. `pod` holds what differs per
+/// component (containers, volumes, token mount, grace period); set further
+/// Deployment fields (e.g. `strategy`) with `..deployment_spec(..)`.
+pub fn deployment_spec(
+    stack: &str,
+    component: &str,
+    replicas: i32,
+    service_account: &str,
+    pod: PodSpec,
+) -> DeploymentSpec {
+    let selector = labels::selector_labels(stack, component);
+    let mut template_labels = labels::component_labels(stack, component);
+    template_labels.extend(selector.clone());
+    DeploymentSpec {
+        replicas: Some(replicas),
+        selector: LabelSelector {
+            match_labels: Some(selector),
+            ..Default::default()
+        },
+        template: PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some(template_labels),
+                ..Default::default()
+            }),
+            spec: Some(PodSpec {
+                service_account_name: Some(service_account.into()),
+                security_context: Some(restricted_pod_security()),
+                ..pod
+            }),
+        },
         ..Default::default()
     }
 }

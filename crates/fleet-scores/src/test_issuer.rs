@@ -13,12 +13,12 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    Container, KeyToPath, PodSpec, PodTemplateSpec, SecretVolumeSource, Service, ServiceAccount,
-    ServiceSpec, Volume, VolumeMount,
+    Container, KeyToPath, PodSpec, SecretVolumeSource, Service, ServiceAccount, ServiceSpec,
+    Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::apply::{self, ApplyReport, DesiredObject};
 use crate::http_probe::{self, GetError};
@@ -66,7 +66,6 @@ impl TestIssuerScore {
             labels: Some(labels::component_labels(&self.name, COMPONENT)),
             ..Default::default()
         };
-        let selector = labels::selector_labels(&self.name, COMPONENT);
         let container = Container {
             name: "issuer".into(),
             image: Some(self.image.clone()),
@@ -107,41 +106,31 @@ impl TestIssuerScore {
         };
         let deployment = Deployment {
             metadata: meta(&self.name),
-            spec: Some(DeploymentSpec {
-                replicas: Some(1),
-                selector: LabelSelector {
-                    match_labels: Some(selector.clone()),
+            spec: Some(pod::deployment_spec(
+                &self.name,
+                COMPONENT,
+                1,
+                &self.name,
+                PodSpec {
+                    automount_service_account_token: Some(false),
+                    containers: vec![container],
+                    volumes: Some(vec![Volume {
+                        name: "clients".into(),
+                        secret: Some(SecretVolumeSource {
+                            secret_name: Some(self.clients_secret.clone()),
+                            items: Some(vec![KeyToPath {
+                                key: CLIENTS_KEY.into(),
+                                path: CLIENTS_KEY.into(),
+                                ..Default::default()
+                            }]),
+                            default_mode: Some(0o440),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }]),
                     ..Default::default()
                 },
-                template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta {
-                        labels: Some(labels::component_labels(&self.name, COMPONENT)),
-                        ..Default::default()
-                    }),
-                    spec: Some(PodSpec {
-                        service_account_name: Some(self.name.clone()),
-                        automount_service_account_token: Some(false),
-                        security_context: Some(pod::restricted_pod_security()),
-                        containers: vec![container],
-                        volumes: Some(vec![Volume {
-                            name: "clients".into(),
-                            secret: Some(SecretVolumeSource {
-                                secret_name: Some(self.clients_secret.clone()),
-                                items: Some(vec![KeyToPath {
-                                    key: CLIENTS_KEY.into(),
-                                    path: CLIENTS_KEY.into(),
-                                    ..Default::default()
-                                }]),
-                                default_mode: Some(0o440),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        }]),
-                        ..Default::default()
-                    }),
-                },
-                ..Default::default()
-            }),
+            )),
             ..Default::default()
         };
         Ok(vec![
@@ -153,7 +142,7 @@ impl TestIssuerScore {
             DesiredObject::new(&Service {
                 metadata: meta(&self.name),
                 spec: Some(ServiceSpec {
-                    selector: Some(selector),
+                    selector: Some(labels::selector_labels(&self.name, COMPONENT)),
                     ports: Some(vec![pod::service_port("http", HTTP_PORT)]),
                     ..Default::default()
                 }),

@@ -111,13 +111,13 @@ impl AgentObjects {
 }
 
 fn meta(input: &AgentsInput, name: &str) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.to_string()),
-        namespace: Some(input.namespace.clone()),
-        labels: Some(labels::component_labels(&input.stack, COMPONENT)),
-        owner_references: Some(vec![input.owner.clone()]),
-        ..Default::default()
-    }
+    let AgentsInput {
+        stack,
+        namespace,
+        owner,
+        ..
+    } = input;
+    labels::object_meta(stack, COMPONENT, namespace, owner, name)
 }
 
 /// `k=v,k=v` for `FLEET_AGENT_LABELS`; BTreeMap order keeps it deterministic.

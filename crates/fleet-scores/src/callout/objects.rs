@@ -11,12 +11,12 @@
 //! `secretKeyRef`. No secret is ever a literal in the pod spec.
 
 use fleet_crds::CalloutSpec;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    Container, KeyToPath, PodSpec, PodTemplateSpec, SecretVolumeSource, Service, ServiceAccount,
-    ServiceSpec, Volume, VolumeMount,
+    Container, KeyToPath, PodSpec, SecretVolumeSource, Service, ServiceAccount, ServiceSpec,
+    Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::apply::DesiredObject;
 use crate::labels;
@@ -92,13 +92,13 @@ impl CalloutObjects {
 }
 
 fn meta(input: &CalloutInput, name: &str) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.to_string()),
-        namespace: Some(input.namespace.clone()),
-        labels: Some(labels::component_labels(&input.stack, COMPONENT)),
-        owner_references: Some(vec![input.owner.clone()]),
-        ..Default::default()
-    }
+    let CalloutInput {
+        stack,
+        namespace,
+        owner,
+        ..
+    } = input;
+    labels::object_meta(stack, COMPONENT, namespace, owner, name)
 }
 
 /// The callout container's environment (see crates/fleet-callout/src/config.rs).
@@ -164,7 +164,7 @@ pub fn build(input: &CalloutInput) -> CalloutObjects {
     let service = Service {
         metadata: meta(input, &names.service),
         spec: Some(ServiceSpec {
-            selector: Some(selector.clone()),
+            selector: Some(selector),
             ports: Some(vec![pod::service_port("http", HTTP_PORT)]),
             ..Default::default()
         }),
@@ -194,50 +194,38 @@ pub fn build(input: &CalloutInput) -> CalloutObjects {
         path: k.into(),
         ..Default::default()
     };
-    let mut template_labels = labels::component_labels(&input.stack, COMPONENT);
-    template_labels.extend(selector.clone());
     let deployment = Deployment {
         metadata: meta(input, &names.deployment),
-        spec: Some(DeploymentSpec {
-            replicas: Some(input.spec.replicas),
-            selector: LabelSelector {
-                match_labels: Some(selector),
+        spec: Some(pod::deployment_spec(
+            &input.stack,
+            COMPONENT,
+            input.spec.replicas,
+            &names.service_account,
+            PodSpec {
+                automount_service_account_token: Some(false),
+                // SIGTERM: stop taking requests, finish those in flight
+                // (each bounded by the 1 s budget).
+                termination_grace_period_seconds: Some(15),
+                containers: vec![container],
+                volumes: Some(vec![Volume {
+                    name: "keys".into(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(NatsNames::new(&input.stack).credentials_secret),
+                        // Only the callout's keys, not the other users'
+                        // passwords of the same Secret.
+                        items: Some(vec![
+                            key(nats::AUTH_PASSWORD_KEY),
+                            key(nats::CALLOUT_ISSUER_SEED_KEY),
+                            key(nats::CALLOUT_XKEY_SEED_KEY),
+                        ]),
+                        default_mode: Some(0o440),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
                 ..Default::default()
             },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(template_labels),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(names.service_account.clone()),
-                    automount_service_account_token: Some(false),
-                    // SIGTERM: stop taking requests, finish those in flight
-                    // (each bounded by the 1 s budget).
-                    termination_grace_period_seconds: Some(15),
-                    security_context: Some(pod::restricted_pod_security()),
-                    containers: vec![container],
-                    volumes: Some(vec![Volume {
-                        name: "keys".into(),
-                        secret: Some(SecretVolumeSource {
-                            secret_name: Some(NatsNames::new(&input.stack).credentials_secret),
-                            // Only the callout's keys, not the other users'
-                            // passwords of the same Secret.
-                            items: Some(vec![
-                                key(nats::AUTH_PASSWORD_KEY),
-                                key(nats::CALLOUT_ISSUER_SEED_KEY),
-                                key(nats::CALLOUT_XKEY_SEED_KEY),
-                            ]),
-                            default_mode: Some(0o440),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }]),
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
+        )),
         ..Default::default()
     };
     CalloutObjects {

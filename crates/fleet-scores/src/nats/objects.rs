@@ -108,13 +108,13 @@ impl NatsObjects {
 }
 
 fn meta(input: &NatsInput, name: &str) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.to_string()),
-        namespace: Some(input.namespace.clone()),
-        labels: Some(labels::component_labels(&input.stack, COMPONENT)),
-        owner_references: Some(vec![input.owner.clone()]),
-        ..Default::default()
-    }
+    let NatsInput {
+        stack,
+        namespace,
+        owner,
+        ..
+    } = input;
+    labels::object_meta(stack, COMPONENT, namespace, owner, name)
 }
 
 /// Builds every desired object (pure).

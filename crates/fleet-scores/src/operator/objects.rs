@@ -15,11 +15,11 @@
 use fleet_crds::OperatorSpec;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, KeyToPath, PodSpec, PodTemplateSpec, SecretVolumeSource, Service,
-    ServiceAccount, ServiceSpec, Volume, VolumeMount,
+    Container, EnvVar, KeyToPath, PodSpec, SecretVolumeSource, Service, ServiceAccount,
+    ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::apply::DesiredObject;
 use crate::labels;
@@ -107,13 +107,13 @@ impl OperatorObjects {
 }
 
 fn meta(input: &OperatorInput, name: &str) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.to_string()),
-        namespace: Some(input.namespace.clone()),
-        labels: Some(labels::component_labels(&input.stack, COMPONENT)),
-        owner_references: Some(vec![input.owner.clone()]),
-        ..Default::default()
-    }
+    let OperatorInput {
+        stack,
+        namespace,
+        owner,
+        ..
+    } = input;
+    labels::object_meta(stack, COMPONENT, namespace, owner, name)
 }
 
 fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
@@ -240,7 +240,7 @@ pub fn build(input: &OperatorInput) -> OperatorObjects {
     let service = Service {
         metadata: meta(input, &names.service),
         spec: Some(ServiceSpec {
-            selector: Some(selector.clone()),
+            selector: Some(selector),
             ports: Some(vec![pod::service_port("http", HTTP_PORT)]),
             ..Default::default()
         }),
@@ -266,16 +266,35 @@ pub fn build(input: &OperatorInput) -> OperatorObjects {
         security_context: Some(pod::restricted_container_security()),
         ..Default::default()
     };
-    let mut template_labels = labels::component_labels(&input.stack, COMPONENT);
-    template_labels.extend(selector.clone());
+    let pod_spec = PodSpec {
+        // The operator is a Kubernetes client (in-cluster config): it needs
+        // its ServiceAccount token.
+        automount_service_account_token: Some(true),
+        // SIGTERM: FleetAgent writes in flight get up to 5 s, the Lease is
+        // released, then NATS drains (up to 5 s).
+        termination_grace_period_seconds: Some(15),
+        containers: vec![container],
+        volumes: Some(vec![Volume {
+            name: "nats-password".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(NatsNames::new(&input.stack).credentials_secret),
+                // Only the fleet user's password, not the other users'
+                // passwords of the same Secret.
+                items: Some(vec![KeyToPath {
+                    key: nats::FLEET_PASSWORD_KEY.into(),
+                    path: nats::FLEET_PASSWORD_KEY.into(),
+                    ..Default::default()
+                }]),
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
     let deployment = Deployment {
         metadata: meta(input, &names.deployment),
         spec: Some(DeploymentSpec {
-            replicas: Some(input.spec.replicas),
-            selector: LabelSelector {
-                match_labels: Some(selector),
-                ..Default::default()
-            },
             // Without leader election a rolling update would run the old and
             // the new pod side by side: two FleetAgent writers, and a
             // FleetCommand generation could be sent twice. Recreate keeps
@@ -285,41 +304,13 @@ pub fn build(input: &OperatorInput) -> OperatorObjects {
                 type_: Some("Recreate".into()),
                 ..Default::default()
             }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(template_labels),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(names.service_account.clone()),
-                    // The operator is a Kubernetes client (in-cluster
-                    // config): it needs its ServiceAccount token.
-                    automount_service_account_token: Some(true),
-                    // SIGTERM: FleetAgent writes in flight get up to 5 s,
-                    // the Lease is released, then NATS drains (up to 5 s).
-                    termination_grace_period_seconds: Some(15),
-                    security_context: Some(pod::restricted_pod_security()),
-                    containers: vec![container],
-                    volumes: Some(vec![Volume {
-                        name: "nats-password".into(),
-                        secret: Some(SecretVolumeSource {
-                            secret_name: Some(NatsNames::new(&input.stack).credentials_secret),
-                            // Only the fleet user's password, not the other
-                            // users' passwords of the same Secret.
-                            items: Some(vec![KeyToPath {
-                                key: nats::FLEET_PASSWORD_KEY.into(),
-                                path: nats::FLEET_PASSWORD_KEY.into(),
-                                ..Default::default()
-                            }]),
-                            default_mode: Some(0o440),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }]),
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
+            ..pod::deployment_spec(
+                &input.stack,
+                COMPONENT,
+                input.spec.replicas,
+                &names.service_account,
+                pod_spec,
+            )
         }),
         ..Default::default()
     };
