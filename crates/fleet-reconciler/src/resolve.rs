@@ -14,9 +14,10 @@ use fleet_scores::agents::{AgentNames, AgentOidc, FleetAgentScore};
 use fleet_scores::callout::{CalloutOidc, FleetCalloutScore};
 use fleet_scores::nats::FleetNatsScore;
 use fleet_scores::operator::FleetOperatorScore;
+use fleet_scores::pod::EnvSource;
 use fleet_scores::server::FleetServerScore;
 pub use fleet_scores::server::Unresolved;
-use fleet_scores::zitadel::FleetZitadelScore;
+use fleet_scores::zitadel::{self, FleetZitadelScore};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 
@@ -53,6 +54,22 @@ pub fn nats(stack: &FleetStack, r: &StackRef) -> Option<FleetNatsScore> {
     })
 }
 
+fn callout_mode(stack: &FleetStack) -> bool {
+    stack
+        .spec
+        .nats
+        .as_ref()
+        .is_some_and(|n| n.auth.mode == NatsAuthMode::Callout)
+}
+
+fn managed(stack: &FleetStack) -> bool {
+    stack
+        .spec
+        .identity
+        .as_ref()
+        .is_some_and(|i| i.managed.is_some())
+}
+
 pub fn identity(stack: &FleetStack, r: &StackRef) -> Option<FleetZitadelScore> {
     let spec = stack.spec.identity.as_ref()?;
     Some(FleetZitadelScore {
@@ -62,7 +79,23 @@ pub fn identity(stack: &FleetStack, r: &StackRef) -> Option<FleetZitadelScore> {
         spec: spec.clone(),
         probe_scope: spec.scope.clone(),
         probe_timeout: r.probe_timeout,
+        // A managed Zitadel gets a machine user per agent only when agents
+        // log in with tokens.
+        expected_agents: if callout_mode(stack) {
+            expected_agents(stack, r)
+        } else {
+            Vec::new()
+        },
+        agent_secret: spec.agent_credentials_secret(&r.stack),
     })
+}
+
+/// A setting published by a managed Zitadel in its project ConfigMap.
+fn from_project(stack: &str, key: &str) -> EnvSource {
+    EnvSource::ConfigMapKey {
+        name: zitadel::project_config_map(stack),
+        key: key.into(),
+    }
 }
 
 pub fn callout(stack: &FleetStack, r: &StackRef) -> Option<Result<FleetCalloutScore, Unresolved>> {
@@ -75,14 +108,23 @@ pub fn callout(stack: &FleetStack, r: &StackRef) -> Option<Result<FleetCalloutSc
                 message: "callout: spec.identity names no issuer".into(),
             })?;
         // Validation requires the audience with an external issuer; a
-        // managed Zitadel's project id would come from provisioning, which
-        // this version does not do (docs/adr/0034).
-        let audience = spec.audience.clone().ok_or_else(|| Unresolved {
-            reason: "AudienceUnknown",
-            message: "callout: set spec.callout.audience (the managed Zitadel's project id: \
-                      this version does not provision the project itself)"
-                .into(),
-        })?;
+        // managed Zitadel publishes its project id (docs/adr/0037).
+        let audience = match (&spec.audience, managed(stack)) {
+            (Some(a), _) => EnvSource::Literal(a.clone()),
+            (None, true) => from_project(&r.stack, zitadel::PROJECT_ID_KEY),
+            (None, false) => {
+                return Err(Unresolved {
+                    reason: "AudienceUnknown",
+                    message: "callout: set spec.callout.audience".into(),
+                });
+            }
+        };
+        // Zitadel's `sub` is a numeric user id; its access tokens carry the
+        // machine user's name (= the agent id) in `client_id`.
+        let identity_claim = spec
+            .identity_claim
+            .clone()
+            .or_else(|| managed(stack).then(|| "client_id".to_string()));
         Ok(FleetCalloutScore {
             stack: r.stack.clone(),
             namespace: r.namespace.clone(),
@@ -91,7 +133,7 @@ pub fn callout(stack: &FleetStack, r: &StackRef) -> Option<Result<FleetCalloutSc
             oidc: CalloutOidc {
                 issuer,
                 audience,
-                identity_claim: spec.identity_claim.clone(),
+                identity_claim,
                 introspection_secret: spec
                     .introspection_credentials
                     .as_ref()
@@ -143,12 +185,7 @@ pub fn server(stack: &FleetStack, r: &StackRef) -> FleetServerScore {
 
 pub fn agents(stack: &FleetStack, r: &StackRef) -> Option<Result<FleetAgentScore, Unresolved>> {
     let spec = stack.spec.agents.as_ref()?;
-    let callout_mode = stack
-        .spec
-        .nats
-        .as_ref()
-        .is_some_and(|n| n.auth.mode == NatsAuthMode::Callout);
-    let oidc = if callout_mode {
+    let oidc = if callout_mode(stack) {
         let identity = stack.spec.identity.as_ref();
         let issuer = identity
             .and_then(|_| self::identity(stack, r))
@@ -156,7 +193,11 @@ pub fn agents(stack: &FleetStack, r: &StackRef) -> Option<Result<FleetAgentScore
         match (identity, issuer) {
             (Some(identity), Some(issuer)) => Some(AgentOidc {
                 issuer,
-                scope: identity.scope.clone(),
+                scope: match (&identity.scope, identity.managed.is_some()) {
+                    (Some(scope), _) => Some(EnvSource::Literal(scope.clone())),
+                    (None, true) => Some(from_project(&r.stack, zitadel::SCOPE_KEY)),
+                    (None, false) => None,
+                },
                 secret: identity.agent_credentials_secret(&r.stack),
             }),
             _ => {
@@ -248,7 +289,10 @@ mod tests {
             callout.oidc.issuer,
             "http://issuer.fleet.svc.cluster.local:8080"
         );
-        assert_eq!(callout.oidc.audience, "fleet-nats");
+        assert_eq!(
+            callout.oidc.audience,
+            EnvSource::Literal("fleet-nats".into())
+        );
         assert_eq!(callout.oidc.identity_claim.as_deref(), Some("client_id"));
         let agents = agents(&s, &r).unwrap().unwrap();
         let oidc = agents.oidc.unwrap();
@@ -257,7 +301,11 @@ mod tests {
             "agents and callout agree on the issuer"
         );
         assert_eq!(oidc.secret, "demo-agent-oidc");
-        assert_eq!(oidc.scope.as_deref(), Some("openid"));
+        assert_eq!(oidc.scope, Some(EnvSource::Literal("openid".into())));
+        assert_eq!(
+            identity(&s, &r).unwrap().expected_agents,
+            ["demo-agent-0", "demo-agent-1"]
+        );
         assert_eq!(
             operator(&s, &r).unwrap().expected_agents,
             ["demo-agent-0", "demo-agent-1"]
@@ -279,15 +327,49 @@ mod tests {
     }
 
     #[test]
-    fn managed_identity_without_audience_is_unresolved_with_a_reason() {
+    fn managed_identity_publishes_audience_and_scope_to_callout_and_agents() {
         let mut spec = callout_spec();
         if let Some(c) = spec.callout.as_mut() {
             c.audience = None;
+            c.identity_claim = None;
+        }
+        if let Some(i) = spec.identity.as_mut() {
+            i.external = None;
+            i.scope = None;
+            i.managed = Some(
+                serde_json::from_value(serde_json::json!({"externalDomain": "id.example.com"}))
+                    .expect("managed spec with defaults"),
+            );
         }
         let (s, r) = stack(spec);
-        let err = callout(&s, &r).unwrap().unwrap_err();
-        assert_eq!(err.reason, "AudienceUnknown");
-        assert!(err.message.contains("spec.callout.audience"));
+        let callout = callout(&s, &r).unwrap().unwrap();
+        assert_eq!(
+            callout.oidc.audience,
+            EnvSource::ConfigMapKey {
+                name: "demo-zitadel-project".into(),
+                key: "projectId".into()
+            }
+        );
+        assert_eq!(callout.oidc.identity_claim.as_deref(), Some("client_id"));
+        assert_eq!(callout.oidc.issuer, "http://id.example.com:8080");
+        let agents = agents(&s, &r).unwrap().unwrap().oidc.unwrap();
+        assert_eq!(
+            agents.scope,
+            Some(EnvSource::ConfigMapKey {
+                name: "demo-zitadel-project".into(),
+                key: "scope".into()
+            })
+        );
+        assert_eq!(agents.issuer, callout.oidc.issuer);
+    }
+
+    #[test]
+    fn user_pass_mode_provisions_no_agent_identities() {
+        let mut spec = callout_spec();
+        spec.nats = Some(NatsSpec::default());
+        spec.callout = None;
+        let (s, r) = stack(spec);
+        assert!(identity(&s, &r).unwrap().expected_agents.is_empty());
     }
 
     #[test]

@@ -193,3 +193,32 @@ pub fn resources(
         }
     }
 }
+
+/// A setting a pod reads either as a literal or from a ConfigMap key (a
+/// value another component publishes at run time, e.g. a managed Zitadel's
+/// project id: the pod waits for the key instead of the reconciler baking
+/// a value it cannot know when it builds the objects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvSource {
+    Literal(String),
+    ConfigMapKey { name: String, key: String },
+}
+
+/// The env var `name` set from `source`.
+pub fn env_from(name: &str, source: &EnvSource) -> EnvVar {
+    match source {
+        EnvSource::Literal(value) => env(name, value.clone()),
+        EnvSource::ConfigMapKey { name: cm, key } => EnvVar {
+            name: name.into(),
+            value_from: Some(EnvVarSource {
+                config_map_key_ref: Some(k8s_openapi::api::core::v1::ConfigMapKeySelector {
+                    name: cm.clone(),
+                    key: key.clone(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    }
+}

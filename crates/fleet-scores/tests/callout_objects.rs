@@ -7,21 +7,16 @@ use fleet_crds::CalloutSpec;
 use fleet_scores::callout::{self, CalloutInput, CalloutOidc};
 use fleet_scores::labels::{COMPONENT, MANAGED_BY};
 use fleet_scores::nats;
-use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+
+mod common;
+use common::{env, value};
 
 fn input(replicas: i32, introspection: bool) -> CalloutInput {
     CalloutInput {
         stack: "demo".into(),
         namespace: "fleet".into(),
-        owner: OwnerReference {
-            api_version: "fleet.nationtech.io/v1alpha1".into(),
-            kind: "FleetStack".into(),
-            name: "demo".into(),
-            uid: "1234".into(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        },
+        owner: common::owner(),
         spec: CalloutSpec {
             image: "fleetstack/fleet-callout:0.1.0".into(),
             replicas,
@@ -31,7 +26,7 @@ fn input(replicas: i32, introspection: bool) -> CalloutInput {
         },
         oidc: CalloutOidc {
             issuer: "http://issuer.fleet.svc:8080".into(),
-            audience: "fleet-nats".into(),
+            audience: fleet_scores::pod::EnvSource::Literal("fleet-nats".into()),
             identity_claim: Some("client_id".into()),
             introspection_secret: introspection.then(|| "callout-client".into()),
         },
@@ -39,28 +34,11 @@ fn input(replicas: i32, introspection: bool) -> CalloutInput {
 }
 
 fn pod(o: &callout::CalloutObjects) -> &PodSpec {
-    o.deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
+    common::pod_spec(&o.deployment)
 }
 
 fn container(o: &callout::CalloutObjects) -> &Container {
     &pod(o).containers[0]
-}
-
-fn env<'a>(c: &'a Container, name: &str) -> Option<&'a EnvVar> {
-    c.env.as_ref().unwrap().iter().find(|e| e.name == name)
-}
-
-fn value(c: &Container, name: &str) -> String {
-    env(c, name)
-        .and_then(|e| e.value.clone())
-        .unwrap_or_else(|| panic!("{name} has a literal value"))
 }
 
 #[test]

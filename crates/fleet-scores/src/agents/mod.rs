@@ -48,7 +48,7 @@ pub struct FleetAgentScore {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentOidc {
     pub issuer: String,
-    pub scope: Option<String>,
+    pub scope: Option<crate::pod::EnvSource>,
     /// Secret with one key per agent id: that agent's client secret.
     pub secret: String,
 }

@@ -62,7 +62,7 @@ pub enum AgentAuth {
     /// (docs/adr/0034). `secret` holds one key per agent id.
     Oidc {
         issuer: String,
-        scope: Option<String>,
+        scope: Option<pod::EnvSource>,
         secret: String,
     },
 }
@@ -183,7 +183,7 @@ pub fn build(input: &AgentsInput) -> AgentObjects {
             scope,
             secret,
         } => {
-            env.extend(agent_env::oidc_env(issuer, scope.as_deref()));
+            env.extend(agent_env::oidc_env(issuer, scope.as_ref()));
             agent_env::oidc_volume(secret)
         }
     };

@@ -19,7 +19,7 @@ pub const VOLUME: &str = "oidc-client";
 /// Env vars for token auth; must come after `FLEET_AGENT_ID` in the
 /// container's env (for `$(FLEET_AGENT_ID)` expansion) and replace the
 /// `FLEET_NATS_USER` / `FLEET_NATS_PASSWORD_FILE` pair.
-pub fn oidc_env(issuer: &str, scope: Option<&str>) -> Vec<EnvVar> {
+pub fn oidc_env(issuer: &str, scope: Option<&pod::EnvSource>) -> Vec<EnvVar> {
     let mut env = vec![
         pod::env("FLEET_OIDC_ISSUER", issuer),
         pod::env("FLEET_OIDC_CLIENT_ID", "$(FLEET_AGENT_ID)"),
@@ -29,7 +29,7 @@ pub fn oidc_env(issuer: &str, scope: Option<&str>) -> Vec<EnvVar> {
         ),
     ];
     if let Some(scope) = scope {
-        env.push(pod::env("FLEET_OIDC_SCOPE", scope));
+        env.push(pod::env_from("FLEET_OIDC_SCOPE", scope));
     }
     env
 }
@@ -61,7 +61,10 @@ mod tests {
 
     #[test]
     fn client_id_and_secret_file_follow_the_agent_id() {
-        let env = oidc_env("http://issuer:8080", Some("openid"));
+        let env = oidc_env(
+            "http://issuer:8080",
+            Some(&pod::EnvSource::Literal("openid".into())),
+        );
         let get = |n: &str| {
             env.iter()
                 .find(|e| e.name == n)

@@ -37,8 +37,9 @@ pub const DEFAULT_RESOURCES: [(&str, &str, &str); 2] =
 pub struct CalloutOidc {
     /// Issuer URL exactly as in the tokens' `iss`.
     pub issuer: String,
-    /// Audience tokens must carry (Zitadel: the project id).
-    pub audience: String,
+    /// Audience tokens must carry (Zitadel: the project id, published by
+    /// the managed identity in a ConfigMap).
+    pub audience: pod::EnvSource,
     /// Claim holding the agent id; `None` = the callout's default `sub`
     /// (docs/adr/0034: `client_id`/`azp` with Zitadel).
     pub identity_claim: Option<String>,
@@ -130,7 +131,7 @@ fn env(input: &CalloutInput) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
         ),
         pod::env("FLEET_CALLOUT_TARGET_ACCOUNT", nats::config::FLEET_ACCOUNT),
         pod::env("FLEET_CALLOUT_OIDC_ISSUER", input.oidc.issuer.clone()),
-        pod::env("FLEET_CALLOUT_OIDC_AUDIENCE", input.oidc.audience.clone()),
+        pod::env_from("FLEET_CALLOUT_OIDC_AUDIENCE", &input.oidc.audience),
         pod::env("FLEET_CALLOUT_HTTP_ADDR", format!("0.0.0.0:{HTTP_PORT}")),
         pod::env("RUST_LOG", "info"),
     ];

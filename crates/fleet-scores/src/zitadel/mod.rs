@@ -13,21 +13,25 @@
 //!   with the `Host` header. Managed mode cannot run in this environment (no
 //!   Zitadel image); its objects are covered by unit tests.
 //!
-//! Not implemented: creating the per-agent machine users (ADR 0034) through
-//! the Zitadel API with the provisioner user's credentials, and so the
-//! managed probe's token step.
+//!   Once Zitadel answers, [`provision`] uses the provisioner's PAT (written
+//!   by the setup Job) to ensure a project and one machine user per agent
+//!   (client secrets into the per-agent Secret) plus a probe user; the
+//!   project id and the audience scope go into the ConfigMap
+//!   `<stack>-zitadel-project`, which the callout and agent pods read
+//!   (docs/adr/0037). The probe then obtains a token as the probe user.
 
 pub mod objects;
 pub mod probe;
+pub mod provision;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use fleet_crds::{DatabaseMode, IdentitySpec};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Api;
 use kube::core::ApiResource;
 
@@ -56,7 +60,31 @@ pub struct FleetZitadelScore {
     /// `openid urn:zitadel:iam:org:project:id:<id>:aud`).
     pub probe_scope: Option<String>,
     pub probe_timeout: Duration,
+    /// Managed mode: the agent ids to provision machine users for, and the
+    /// Secret their client secrets go to (one key per agent id).
+    pub expected_agents: Vec<String>,
+    pub agent_secret: String,
 }
+
+/// The ConfigMap a managed Zitadel's project facts are published in.
+pub fn project_config_map(stack: &str) -> String {
+    format!("{stack}-zitadel-project")
+}
+/// Keys of [`project_config_map`].
+pub const PROJECT_ID_KEY: &str = "projectId";
+pub const SCOPE_KEY: &str = "scope";
+/// Secret holding the probe machine user's client secret.
+fn probe_secret(stack: &str) -> String {
+    format!("{stack}-zitadel-probe")
+}
+fn probe_user(stack: &str) -> String {
+    format!("{stack}-identity-probe")
+}
+/// Secret the setup Job writes the provisioner's PAT to (key `pat`).
+pub fn provisioner_secret(stack: &str) -> String {
+    format!("{stack}-zitadel-provisioner")
+}
+pub const PAT_KEY: &str = "pat";
 
 impl FleetZitadelScore {
     /// The issuer URL agents and the callout use.
@@ -175,6 +203,14 @@ impl<T: KubernetesTopology> Interpret<T> for ZitadelInterpret {
                 .chain(&stages.run)
                 .collect();
             keep.extend(all.iter().map(|o| o.key()));
+            for name in [
+                provisioner_secret(&s.stack),
+                probe_secret(&s.stack),
+                s.agent_secret.clone(),
+            ] {
+                keep.insert(format!("Secret/{name}"));
+            }
+            keep.insert(format!("ConfigMap/{}", project_config_map(&s.stack)));
             self.staged(topology, &names, &stages, &mut report).await?
         } else {
             failed(
@@ -267,20 +303,167 @@ impl ZitadelInterpret {
         let Some(issuer) = s.issuer() else {
             return Ok(failed("NoIdentity", "identity: no issuer".into()));
         };
-        Ok(match topology.service_host(ns, &names.service).await {
-            Ok(host) => {
-                let target = IdentityProbeTarget {
-                    issuer,
-                    reach_at: Some(format!("http://{host}:{}", objects::HTTP_PORT)),
-                    zitadel_ready: true,
-                    client: None,
-                    scope: s.probe_scope.clone(),
-                };
-                smoke_probe(&target, s.probe_timeout).await
+        let host = match topology.service_host(ns, &names.service).await {
+            Ok(host) => host,
+            Err(e) => return Ok(failed("ServiceUnreachable", format!("identity: {e}"))),
+        };
+        let reach_at = format!("http://{host}:{}", objects::HTTP_PORT);
+        let mut target = IdentityProbeTarget {
+            issuer,
+            reach_at: Some(reach_at.clone()),
+            zitadel_ready: true,
+            client: None,
+            scope: None,
+        };
+        // Ready and serving discovery before any API call.
+        let ready = smoke_probe(&target, s.probe_timeout).await;
+        if !ready.passed() {
+            return Ok(ready);
+        }
+        match self.provision(client, &reach_at, report).await? {
+            Ok((client_creds, scope)) => {
+                target.client = Some(client_creds);
+                target.scope = Some(s.probe_scope.clone().unwrap_or(scope));
+                Ok(smoke_probe(&target, s.probe_timeout).await)
             }
-            Err(e) => failed("ServiceUnreachable", format!("identity: {e}")),
+            Err(outcome) => Ok(outcome),
+        }
+    }
+
+    /// Project, agent and probe machine users (see [`provision`]). Returns
+    /// the probe identity and the audience scope, or the failed probe that
+    /// says why provisioning could not finish.
+    async fn provision(
+        &self,
+        client: &kube::Client,
+        reach_at: &str,
+        report: &mut ApplyReport,
+    ) -> Result<Result<((String, Sensitive), String), ProbeOutcome>, InterpretError> {
+        let s = &self.score;
+        let ns = &s.namespace;
+        let Some(managed) = &s.spec.managed else {
+            return Ok(Err(failed("NoIdentity", "identity: not managed".into())));
+        };
+        let pat_secret = provisioner_secret(&s.stack);
+        let Some(pat) = read_key(client, ns, &pat_secret, PAT_KEY).await? else {
+            return Ok(Err(failed(
+                "ProvisionerMissing",
+                format!(
+                    "identity: Secret {pat_secret} has no {PAT_KEY}; the setup Job writes it on \
+                     Zitadel's first setup only (delete the database and the Jobs to start over)"
+                ),
+            )));
+        };
+        let api = match provision::ZitadelApi::new(
+            reach_at,
+            &managed.external_domain,
+            pat,
+            s.probe_timeout,
+        ) {
+            Ok(api) => api,
+            Err(e) => return Ok(Err(failed(e.reason(), format!("identity: {e}")))),
+        };
+        let provisioned = async {
+            let project = api.ensure_project(&format!("{}-fleet", s.stack)).await?;
+            // Client secrets only for identities that have none stored yet:
+            // generating one replaces the previous secret in Zitadel.
+            let mut fresh = Vec::new();
+            for (secret, ids) in [
+                (s.agent_secret.clone(), s.expected_agents.clone()),
+                (probe_secret(&s.stack), vec![probe_user(&s.stack)]),
+            ] {
+                let stored = secret_keys(client, ns, &secret).await.ok().flatten();
+                let mut values = BTreeMap::new();
+                for id in ids {
+                    if stored.as_ref().is_some_and(|k| k.contains(&id)) {
+                        continue;
+                    }
+                    let user = api.ensure_machine_user(&id).await?;
+                    let (client_id, value) = api.new_client_secret(&user).await?;
+                    if client_id != id {
+                        return Err(provision::ProvisionError::Unexpected {
+                            op: "generate client secret",
+                            what: format!("client id {client_id} differs from the user name {id}"),
+                        });
+                    }
+                    values.insert(id, value);
+                }
+                fresh.push((secret, values));
+            }
+            Ok((project, fresh))
+        }
+        .await;
+        let (project, fresh) = match provisioned {
+            Ok(x) => x,
+            Err(e) => return Ok(Err(failed(e.reason(), format!("identity: {e}")))),
+        };
+        let labels = labels::component_labels(&s.stack, COMPONENT);
+        for (secret, values) in fresh {
+            if values.is_empty() {
+                continue;
+            }
+            let keys: Vec<&str> = values.keys().map(String::as_str).collect();
+            let generate = |k: &str| values.get(k).cloned().unwrap_or_else(|| Sensitive::new(""));
+            let (_, written) = write_once::ensure_secret_with(
+                client, ns, &secret, &labels, &s.owner, &keys, &generate,
+            )
+            .await?;
+            if written != SecretWrite::Unchanged {
+                report.written.push(format!("Secret/{secret}"));
+            }
+        }
+        let scope = provision::audience_scope(&project);
+        let cm = project_facts(&s.stack, ns, &s.owner, &project, &scope);
+        apply::apply_in_order(client, ns, &[DesiredObject::new(&cm)?], report).await?;
+        let probe_id = probe_user(&s.stack);
+        let probe_value = read_key(client, ns, &probe_secret(&s.stack), &probe_id).await?;
+        Ok(match probe_value {
+            Some(v) => Ok(((probe_id, v), scope)),
+            None => Err(failed(
+                "CredentialsMissing",
+                format!(
+                    "identity: Secret {} has no {probe_id}",
+                    probe_secret(&s.stack)
+                ),
+            )),
         })
     }
+}
+
+/// The ConfigMap publishing a managed Zitadel's project (pure): not a
+/// secret, and pods read it through `configMapKeyRef`.
+pub fn project_facts(
+    stack: &str,
+    namespace: &str,
+    owner: &OwnerReference,
+    project_id: &str,
+    scope: &str,
+) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(project_config_map(stack)),
+            namespace: Some(namespace.into()),
+            labels: Some(labels::component_labels(stack, COMPONENT)),
+            owner_references: Some(vec![owner.clone()]),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            (PROJECT_ID_KEY.to_string(), project_id.to_string()),
+            (SCOPE_KEY.to_string(), scope.to_string()),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// The names of a Secret's keys (`None` if the Secret is missing).
+async fn secret_keys(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<BTreeSet<String>>, InterpretError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = get(&api, namespace, name, "Secret").await?;
+    Ok(secret.map(|s| s.data.unwrap_or_default().into_keys().collect()))
 }
 
 async fn get<K>(api: &Api<K>, ns: &str, name: &str, kind: &str) -> Result<Option<K>, InterpretError>
@@ -317,4 +500,40 @@ async fn read_key(
             name: name.into(),
             key: key.into(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_facts_publish_id_and_scope_under_the_stack_labels() {
+        let owner = OwnerReference {
+            api_version: "fleet.nationtech.io/v1alpha1".into(),
+            kind: "FleetStack".into(),
+            name: "demo".into(),
+            uid: "u".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        };
+        let cm = project_facts(
+            "demo",
+            "fleet",
+            &owner,
+            "222",
+            &provision::audience_scope("222"),
+        );
+        assert_eq!(cm.metadata.name.as_deref(), Some("demo-zitadel-project"));
+        let data = cm.data.unwrap();
+        assert_eq!(data[PROJECT_ID_KEY], "222");
+        assert_eq!(
+            data[SCOPE_KEY],
+            "openid urn:zitadel:iam:org:project:id:222:aud"
+        );
+        assert_eq!(cm.metadata.owner_references.unwrap()[0].uid, "u");
+        assert_eq!(
+            cm.metadata.labels.unwrap()["app.kubernetes.io/component"],
+            "identity"
+        );
+    }
 }
