@@ -244,6 +244,31 @@ pub async fn prune(
     Ok(deleted)
 }
 
+/// Applies `ordered` (see [`apply_in_order`]), then prunes the objects of
+/// `component` of `stack` that are not among them (see [`prune`]).
+///
+/// The desired set only shrinks when the spec changes, and then an existing
+/// object is updated too; idle reconciles and first creations therefore
+/// skip the LIST calls of pruning. Returns the report and the `Kind/name`s
+/// deleted.
+pub async fn apply_and_prune(
+    client: &Client,
+    namespace: &str,
+    stack: &str,
+    component: &str,
+    ordered: &[DesiredObject],
+    kinds: &[ApiResource],
+) -> Result<(ApplyReport, Vec<String>), InterpretError> {
+    let mut report = ApplyReport::default();
+    apply_in_order(client, namespace, ordered, &mut report).await?;
+    if !report.updated_existing {
+        return Ok((report, Vec::new()));
+    }
+    let keep: BTreeSet<String> = ordered.iter().map(|o| o.key()).collect();
+    let deleted = prune(client, namespace, stack, component, kinds, &keep).await?;
+    Ok((report, deleted))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,6 @@ pub mod agent_env;
 pub mod objects;
 pub mod probe;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fleet_crds::CalloutSpec;
@@ -21,7 +20,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::core::ApiResource;
 
-use crate::apply::{self, ApplyReport};
+use crate::apply;
 use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
 use crate::topology::KubernetesTopology;
 pub use objects::{COMPONENT, CalloutInput, CalloutNames, CalloutObjects, CalloutOidc, build};
@@ -82,22 +81,15 @@ impl<T: KubernetesTopology> Interpret<T> for CalloutInterpret {
         let s = &self.score;
         let client = topology.client();
         let ordered = build(&s.input()).ordered()?;
-        let mut report = ApplyReport::default();
-        apply::apply_in_order(client, &s.namespace, &ordered, &mut report).await?;
-        let deleted = if report.updated_existing {
-            let keep: BTreeSet<String> = ordered.iter().map(|o| o.key()).collect();
-            apply::prune(
-                client,
-                &s.namespace,
-                &s.stack,
-                COMPONENT,
-                &owned_kinds(topology.serves_pdb_v1()),
-                &keep,
-            )
-            .await?
-        } else {
-            Vec::new()
-        };
+        let (report, deleted) = apply::apply_and_prune(
+            client,
+            &s.namespace,
+            &s.stack,
+            COMPONENT,
+            &ordered,
+            &owned_kinds(topology.serves_pdb_v1()),
+        )
+        .await?;
         let service = CalloutNames::new(&s.stack).service;
         let probe = match topology.service_host(&s.namespace, &service).await {
             Ok(host) => smoke_probe(&host, objects::HTTP_PORT, s.probe_timeout).await,
