@@ -8,20 +8,14 @@ use fleet_crds::NatsSpec;
 use fleet_scores::labels::{CONFIG_HASH, DESIRED_HASH};
 use fleet_scores::nats::{self, NatsInput, NatsObjects};
 use fleet_scores::secret::Sensitive;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+mod common;
 
 fn input(spec: NatsSpec, pdb_v1: bool) -> NatsInput {
     NatsInput {
         stack: "demo".into(),
         namespace: "fleet".into(),
-        owner: OwnerReference {
-            api_version: "fleet.nationtech.io/v1alpha1".into(),
-            kind: "FleetStack".into(),
-            name: "demo".into(),
-            uid: "1234".into(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        },
+        owner: common::owner(),
         spec,
         pdb_v1,
         callout: None,

@@ -11,22 +11,17 @@ use fleet_crds::OperatorSpec;
 use fleet_scores::labels::{COMPONENT, INSTANCE, MANAGED_BY};
 use fleet_scores::nats;
 use fleet_scores::operator::{self, OperatorInput, OperatorObjects};
-use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, Probe};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::api::core::v1::{Container, PodSpec, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+mod common;
+use common::{env, value};
 
 fn input(replicas: i32) -> OperatorInput {
     OperatorInput {
         stack: "demo".into(),
         namespace: "fleet".into(),
-        owner: OwnerReference {
-            api_version: "fleet.nationtech.io/v1alpha1".into(),
-            kind: "FleetStack".into(),
-            name: "demo".into(),
-            uid: "1234".into(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        },
+        owner: common::owner(),
         spec: OperatorSpec {
             image: "fleetstack/fleet-operator:0.1.0".into(),
             replicas,
@@ -35,28 +30,11 @@ fn input(replicas: i32) -> OperatorInput {
 }
 
 fn pod(o: &OperatorObjects) -> &PodSpec {
-    o.deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
+    common::pod_spec(&o.deployment)
 }
 
 fn container(o: &OperatorObjects) -> &Container {
     &pod(o).containers[0]
-}
-
-fn env<'a>(c: &'a Container, name: &str) -> Option<&'a EnvVar> {
-    c.env.as_ref().unwrap().iter().find(|e| e.name == name)
-}
-
-fn value(c: &Container, name: &str) -> String {
-    env(c, name)
-        .and_then(|e| e.value.clone())
-        .unwrap_or_else(|| panic!("{name} has a literal value"))
 }
 
 fn field_ref(c: &Container, name: &str) -> String {

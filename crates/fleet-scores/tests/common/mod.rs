@@ -1,0 +1,35 @@
+//! Fixtures shared by the Scores' pure build tests: the FleetStack owner
+//! and readers of a Deployment's pod spec and a container's env.
+
+// Each test crate uses only some of these.
+#![allow(dead_code)]
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+/// The ownerReference to FleetStack `demo` every test input carries.
+pub fn owner() -> OwnerReference {
+    OwnerReference {
+        api_version: "fleet.nationtech.io/v1alpha1".into(),
+        kind: "FleetStack".into(),
+        name: "demo".into(),
+        uid: "1234".into(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+pub fn pod_spec(d: &Deployment) -> &PodSpec {
+    d.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+}
+
+pub fn env<'a>(c: &'a Container, name: &str) -> Option<&'a EnvVar> {
+    c.env.as_ref().unwrap().iter().find(|e| e.name == name)
+}
+
+pub fn value(c: &Container, name: &str) -> String {
+    env(c, name)
+        .and_then(|e| e.value.clone())
+        .unwrap_or_else(|| panic!("{name} has a literal value"))
+}
