@@ -23,6 +23,8 @@ use crate::status::FleetStackStatus;
 /// command is `nats-server --config /etc/nats/nats.conf`.
 pub const DEFAULT_NATS_IMAGE: &str = "fleetstack/nats-server:2.15.1";
 pub const DEFAULT_ZITADEL_IMAGE: &str = "ghcr.io/zitadel/zitadel:v4.2.0";
+/// Image of the setup Job's main container (crates/fleet-zitadel-bootstrap).
+pub const DEFAULT_ZITADEL_BOOTSTRAP_IMAGE: &str = "fleetstack/fleet-zitadel-bootstrap:0.1.0";
 pub const DEFAULT_CALLOUT_IMAGE: &str = "fleetstack/fleet-callout:0.1.0";
 pub const DEFAULT_OPERATOR_IMAGE: &str = "fleetstack/fleet-operator:0.1.0";
 pub const DEFAULT_AGENT_IMAGE: &str = "fleetstack/fleet-agent:0.1.0";
@@ -210,6 +212,12 @@ pub struct ManagedZitadelSpec {
     /// Zitadel's PostgreSQL.
     #[serde(default)]
     pub database: ZitadelDatabaseSpec,
+    /// fleet-zitadel-bootstrap container image: the setup Job's main
+    /// container, which stores the provisioner's Personal Access Token that
+    /// `zitadel setup` writes into the Secret `<stack>-zitadel-provisioner`.
+    #[serde(default = "default_zitadel_bootstrap_image")]
+    #[schemars(length(min = 1))]
+    pub bootstrap_image: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
@@ -376,6 +384,9 @@ fn default_nats_image() -> String {
 }
 fn default_zitadel_image() -> String {
     DEFAULT_ZITADEL_IMAGE.into()
+}
+fn default_zitadel_bootstrap_image() -> String {
+    DEFAULT_ZITADEL_BOOTSTRAP_IMAGE.into()
 }
 fn default_callout_image() -> String {
     DEFAULT_CALLOUT_IMAGE.into()

@@ -348,6 +348,7 @@ mod tests {
                         mode: DatabaseMode::External,
                         secret_ref: None,
                     },
+                    bootstrap_image: "b".into(),
                 }),
                 ..Default::default()
             }),

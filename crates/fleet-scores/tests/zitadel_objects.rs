@@ -9,7 +9,9 @@ use fleet_scores::ProbeOutcome;
 use fleet_scores::secret::Sensitive;
 use fleet_scores::zitadel::{self, IdentityProbeTarget, ZitadelInput, objects};
 use fleet_test_issuer::{Client, IssuerConfig, TestIssuer};
-use k8s_openapi::api::core::v1::{Container, Probe};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Container, PodSpec, Probe};
+use k8s_openapi::api::rbac::v1::PolicyRule;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 fn input(database: ZitadelDatabaseSpec) -> ZitadelInput {
@@ -28,6 +30,7 @@ fn input(database: ZitadelDatabaseSpec) -> ZitadelInput {
             image: fleet_crds::DEFAULT_ZITADEL_IMAGE.into(),
             external_domain: "id.fleet.example".into(),
             database,
+            bootstrap_image: fleet_crds::DEFAULT_ZITADEL_BOOTSTRAP_IMAGE.into(),
         },
     }
 }
@@ -168,16 +171,7 @@ fn init_and_setup_are_fixed_name_jobs_without_helm_hooks() {
         .unwrap()
         .containers[0];
     assert_eq!(init.args.as_deref(), Some(&["init".to_string()][..]));
-    let setup = &o
-        .setup_job
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+    let setup = &pod_of(&o.setup_job).init_containers.as_ref().unwrap()[0];
     assert_eq!(setup.args.as_ref().unwrap()[0], "setup");
     assert_eq!(
         env_value(setup, "ZITADEL_FIRSTINSTANCE_ORG_MACHINE_MACHINE_USERNAME").as_deref(),
@@ -193,11 +187,232 @@ fn init_and_setup_are_fixed_name_jobs_without_helm_hooks() {
         ["Service/demo-zitadel-db", "StatefulSet/demo-zitadel-db"]
     );
     assert_eq!(keys(&stages.init), ["Job/demo-zitadel-init"]);
-    assert_eq!(keys(&stages.setup), ["Job/demo-zitadel-setup"]);
+    // The setup pod's rights exist before the pod.
+    assert_eq!(
+        keys(&stages.setup),
+        [
+            "ServiceAccount/demo-zitadel-setup",
+            "Role/demo-zitadel-setup",
+            "RoleBinding/demo-zitadel-setup",
+            "Job/demo-zitadel-setup"
+        ]
+    );
     assert_eq!(
         keys(&stages.run),
         ["Service/demo-zitadel", "Deployment/demo-zitadel"]
     );
+}
+
+fn pod_of(job: &Job) -> &PodSpec {
+    job.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+}
+
+fn assert_restricted(c: &Container) {
+    let sc = c.security_context.as_ref().unwrap();
+    assert_eq!(
+        sc,
+        &fleet_scores::pod::restricted_container_security(),
+        "{}",
+        c.name
+    );
+}
+
+#[test]
+fn setup_runs_zitadel_setup_as_an_init_container_writing_the_pat_to_an_emptydir() {
+    let o = zitadel::build(&bundled());
+    let pod = pod_of(&o.setup_job);
+    let init = pod.init_containers.as_ref().expect("init containers");
+    assert_eq!(init.len(), 1);
+    let setup = &init[0];
+    assert_eq!(
+        setup.image.as_deref(),
+        Some(fleet_crds::DEFAULT_ZITADEL_IMAGE)
+    );
+    assert_eq!(
+        setup.args.as_deref().unwrap(),
+        ["setup", "--masterkeyFromEnv", "--init-projections=true"]
+    );
+    for (var, value) in [
+        ("ZITADEL_FIRSTINSTANCE_PATPATH", "/machinekey/pat"),
+        (
+            "ZITADEL_FIRSTINSTANCE_ORG_MACHINE_MACHINE_USERNAME",
+            "fleet-provisioner",
+        ),
+        (
+            "ZITADEL_FIRSTINSTANCE_ORG_MACHINE_MACHINE_NAME",
+            "fleet-provisioner",
+        ),
+        (
+            "ZITADEL_FIRSTINSTANCE_ORG_MACHINE_PAT_EXPIRATIONDATE",
+            "2099-12-31T00:00:00Z",
+        ),
+    ] {
+        assert_eq!(env_value(setup, var).as_deref(), Some(value), "{var}");
+    }
+    // Setup still gets the masterkey from its Secret.
+    assert_eq!(
+        env_secret(setup, "ZITADEL_MASTERKEY"),
+        ("demo-zitadel-masterkey".into(), "masterkey".into())
+    );
+    // /machinekey is an emptyDir, writable for setup, read-only for the
+    // bootstrap container.
+    let volumes = pod.volumes.as_ref().unwrap();
+    assert_eq!(volumes.len(), 1);
+    assert_eq!(volumes[0].name, "machinekey");
+    assert!(volumes[0].empty_dir.is_some());
+    let mounts = setup.volume_mounts.as_ref().unwrap();
+    assert_eq!(mounts.len(), 1);
+    assert_eq!(
+        (
+            mounts[0].name.as_str(),
+            mounts[0].mount_path.as_str(),
+            mounts[0].read_only
+        ),
+        ("machinekey", "/machinekey", Some(false))
+    );
+    assert_restricted(setup);
+    assert_eq!(
+        pod.security_context.as_ref(),
+        Some(&fleet_scores::pod::restricted_pod_security())
+    );
+}
+
+#[test]
+fn setup_main_container_is_the_bootstrap_storing_the_pat_in_the_provisioner_secret() {
+    let mut i = bundled();
+    i.spec.bootstrap_image = "registry.example/bootstrap:9".into();
+    let o = zitadel::build(&i);
+    let pod = pod_of(&o.setup_job);
+    assert_eq!(pod.containers.len(), 1);
+    let c = &pod.containers[0];
+    assert_eq!(c.name, "bootstrap");
+    assert_eq!(c.image.as_deref(), Some("registry.example/bootstrap:9"));
+    assert!(c.args.is_none() && c.command.is_none());
+    let names = zitadel::ZitadelNames::new("demo");
+    assert_eq!(names.provisioner_secret, "demo-zitadel-provisioner");
+    assert_eq!(
+        env_value(c, "FLEET_PAT_FILE").as_deref(),
+        Some("/machinekey/pat")
+    );
+    assert_eq!(
+        env_value(c, "FLEET_PAT_SECRET").as_deref(),
+        Some("demo-zitadel-provisioner")
+    );
+    let ns = c
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == "POD_NAMESPACE")
+        .and_then(|e| e.value_from.as_ref())
+        .and_then(|v| v.field_ref.as_ref())
+        .expect("POD_NAMESPACE from the downward API");
+    assert_eq!(ns.field_path, "metadata.namespace");
+    assert_eq!(
+        env_value(c, "FLEET_PAT_SECRET_LABELS").as_deref(),
+        Some(
+            "app.kubernetes.io/component=identity,app.kubernetes.io/instance=demo,\
+             app.kubernetes.io/managed-by=fleet-reconciler,app.kubernetes.io/name=identity,\
+             app.kubernetes.io/part-of=fleetstack"
+        )
+    );
+    for (var, value) in [
+        ("FLEET_OWNER_API_VERSION", "fleet.nationtech.io/v1alpha1"),
+        ("FLEET_OWNER_KIND", "FleetStack"),
+        ("FLEET_OWNER_NAME", "demo"),
+        ("FLEET_OWNER_UID", "1234"),
+    ] {
+        assert_eq!(env_value(c, var).as_deref(), Some(value), "{var}");
+    }
+    let mounts = c.volume_mounts.as_ref().unwrap();
+    assert_eq!(
+        (
+            mounts[0].name.as_str(),
+            mounts[0].mount_path.as_str(),
+            mounts[0].read_only
+        ),
+        ("machinekey", "/machinekey", Some(true))
+    );
+    assert_restricted(c);
+    // The CRD default.
+    assert_eq!(
+        fleet_crds::DEFAULT_ZITADEL_BOOTSTRAP_IMAGE,
+        "fleetstack/fleet-zitadel-bootstrap:0.1.0"
+    );
+}
+
+#[test]
+fn setup_role_allows_exactly_create_and_patch_of_the_provisioner_secret() {
+    let o = zitadel::build(&bundled());
+    let expected = vec![PolicyRule {
+        api_groups: Some(vec!["".into()]),
+        resources: Some(vec!["secrets".into()]),
+        resource_names: Some(vec!["demo-zitadel-provisioner".into()]),
+        verbs: vec!["create".into(), "patch".into()],
+        ..Default::default()
+    }];
+    assert_eq!(o.setup_role.rules.as_ref(), Some(&expected));
+    assert_eq!(
+        o.setup_role.metadata.name.as_deref(),
+        Some("demo-zitadel-setup")
+    );
+    let binding = &o.setup_role_binding;
+    assert_eq!(binding.role_ref.kind, "Role");
+    assert_eq!(binding.role_ref.name, "demo-zitadel-setup");
+    let subjects = binding.subjects.as_ref().unwrap();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(
+        (
+            subjects[0].kind.as_str(),
+            subjects[0].name.as_str(),
+            subjects[0].namespace.as_deref()
+        ),
+        ("ServiceAccount", "demo-zitadel-setup", Some("fleet"))
+    );
+    for meta in [
+        &o.setup_service_account.metadata,
+        &o.setup_role.metadata,
+        &binding.metadata,
+    ] {
+        assert_eq!(meta.owner_references.as_ref().unwrap()[0].uid, "1234");
+        assert_eq!(
+            meta.labels.as_ref().unwrap()["app.kubernetes.io/component"],
+            "identity"
+        );
+    }
+}
+
+#[test]
+fn only_the_setup_pod_mounts_a_service_account_token() {
+    let o = zitadel::build(&bundled());
+    let setup = pod_of(&o.setup_job);
+    assert_eq!(
+        setup.service_account_name.as_deref(),
+        Some("demo-zitadel-setup")
+    );
+    assert_eq!(setup.automount_service_account_token, Some(true));
+    // The account itself does not automount: only the pod that opts in.
+    assert_eq!(
+        o.setup_service_account.automount_service_account_token,
+        Some(false)
+    );
+    let (_, sts) = o.database.as_ref().unwrap();
+    let others = [
+        pod_of(&o.init_job),
+        o.deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap(),
+        sts.spec.as_ref().unwrap().template.spec.as_ref().unwrap(),
+    ];
+    for pod in others {
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        assert!(pod.service_account_name.is_none());
+    }
 }
 
 #[test]

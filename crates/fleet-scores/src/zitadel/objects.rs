@@ -4,6 +4,15 @@
 //! the Interpret: no Helm hooks, which deadlock under Flux and Argo CD), and
 //! the Zitadel Deployment and Service.
 //!
+//! The setup Job also stores the provisioner credential: `zitadel setup`
+//! runs as an init container and, on the very first successful setup only,
+//! writes the `fleet-provisioner` machine user's Personal Access Token to an
+//! emptyDir; the main container, fleet-zitadel-bootstrap (the Zitadel image
+//! is distroless and 1.20 has no native sidecars), copies it into the Secret
+//! `<stack>-zitadel-provisioner` (key `pat`). That pod alone mounts a
+//! ServiceAccount token, whose Role allows exactly that write
+//! ([`setup_rules`]).
+//!
 //! Secrets are referenced, never inlined: the masterkey and the bundled
 //! database's passwords live in write-once Secrets the Interpret creates
 //! before anything uses them; an external database's settings come from the
@@ -15,8 +24,9 @@ use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvVar, HTTPHeader, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Service,
-    ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    ServiceAccount, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use std::collections::BTreeMap;
@@ -49,6 +59,15 @@ pub const EXTERNAL_DB_KEYS: [&str; 7] = [
 /// The machine user setup creates in the first instance; its credentials
 /// are what provisions the per-agent machine users (docs/adr/0034).
 pub const PROVISIONER_USER: &str = "fleet-provisioner";
+/// The emptyDir `zitadel setup` writes the provisioner's PAT to
+/// (`ZITADEL_FIRSTINSTANCE_PATPATH`), shared with the bootstrap container.
+pub const PAT_DIR: &str = "/machinekey";
+pub const PAT_FILE: &str = "/machinekey/pat";
+/// Setup creates the PAT only when an expiration date is configured.
+pub const PAT_EXPIRATION: &str = "2099-12-31T00:00:00Z";
+/// Key of the provisioner Secret holding the PAT (written by
+/// crates/fleet-zitadel-bootstrap).
+pub const PROVISIONER_PAT_KEY: &str = "pat";
 
 #[derive(Debug, Clone)]
 pub struct ZitadelInput {
@@ -64,6 +83,13 @@ pub struct ZitadelNames {
     pub service: String,
     pub init_job: String,
     pub setup_job: String,
+    /// ServiceAccount, Role and RoleBinding of the setup Job's pod.
+    pub setup_service_account: String,
+    pub setup_role: String,
+    pub setup_role_binding: String,
+    /// The provisioner's PAT (key [`PROVISIONER_PAT_KEY`]), written by the
+    /// setup Job's bootstrap container on the first successful setup.
+    pub provisioner_secret: String,
     pub masterkey_secret: String,
     pub db_secret: String,
     pub db_statefulset: String,
@@ -79,6 +105,10 @@ impl ZitadelNames {
             service: format!("{stack}-zitadel"),
             init_job: format!("{stack}-zitadel-init"),
             setup_job: format!("{stack}-zitadel-setup"),
+            setup_service_account: format!("{stack}-zitadel-setup"),
+            setup_role: format!("{stack}-zitadel-setup"),
+            setup_role_binding: format!("{stack}-zitadel-setup"),
+            provisioner_secret: format!("{stack}-zitadel-provisioner"),
             masterkey_secret: format!("{stack}-zitadel-masterkey"),
             db_secret: format!("{stack}-zitadel-db"),
             db_statefulset: format!("{stack}-zitadel-db"),
@@ -93,6 +123,10 @@ pub struct ZitadelObjects {
     /// Bundled database: headless Service and StatefulSet.
     pub database: Option<(Service, StatefulSet)>,
     pub init_job: Job,
+    /// The setup pod's own ServiceAccount, Role and RoleBinding.
+    pub setup_service_account: ServiceAccount,
+    pub setup_role: Role,
+    pub setup_role_binding: RoleBinding,
     pub setup_job: Job,
     pub service: Service,
     pub deployment: Deployment,
@@ -117,7 +151,13 @@ impl ZitadelObjects {
         Ok(ZitadelStages {
             database,
             init: vec![DesiredObject::new(&self.init_job)?],
-            setup: vec![DesiredObject::new(&self.setup_job)?],
+            // The rights exist before the pod that uses them.
+            setup: vec![
+                DesiredObject::new(&self.setup_service_account)?,
+                DesiredObject::new(&self.setup_role)?,
+                DesiredObject::new(&self.setup_role_binding)?,
+                DesiredObject::new(&self.setup_job)?,
+            ],
             run: vec![
                 DesiredObject::new(&self.service)?,
                 DesiredObject::new(&self.deployment)?,
@@ -250,6 +290,149 @@ fn job(input: &ZitadelInput, name: &str, container: Container) -> Job {
         }),
         ..Default::default()
     }
+}
+
+/// The setup pod's Role: exactly what fleet-zitadel-bootstrap does, one
+/// server-side apply of the provisioner Secret. An apply is authorized as
+/// `patch`, and also as `create` when it creates the object; unlike a POST,
+/// an apply names the object, so `create` is limited to that name as well
+/// (checked against the 1.20 API server by
+/// crates/fleet-zitadel-bootstrap/tests/binary.rs). No `get`: the binary
+/// never reads the Secret.
+pub fn setup_rules(names: &ZitadelNames) -> Vec<PolicyRule> {
+    vec![PolicyRule {
+        api_groups: Some(vec![String::new()]),
+        resources: Some(vec!["secrets".into()]),
+        resource_names: Some(vec![names.provisioner_secret.clone()]),
+        verbs: vec!["create".into(), "patch".into()],
+        ..Default::default()
+    }]
+}
+
+fn setup_rbac(input: &ZitadelInput, names: &ZitadelNames) -> (ServiceAccount, Role, RoleBinding) {
+    let service_account = ServiceAccount {
+        metadata: meta(input, &names.setup_service_account),
+        // Off like every other account; the setup pod opts in (the pod
+        // field wins), so the token is mounted only there.
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    };
+    let role = Role {
+        metadata: meta(input, &names.setup_role),
+        rules: Some(setup_rules(names)),
+    };
+    let role_binding = RoleBinding {
+        metadata: meta(input, &names.setup_role_binding),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: names.setup_role.clone(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: names.setup_service_account.clone(),
+            namespace: Some(input.namespace.clone()),
+            ..Default::default()
+        }]),
+    };
+    (service_account, role, role_binding)
+}
+
+/// `k=v,k=v` for FLEET_PAT_SECRET_LABELS.
+fn label_list(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The bootstrap container's environment
+/// (crates/fleet-zitadel-bootstrap/src/main.rs): the Secret gets the
+/// component's labels and the FleetStack as owner, like every object the
+/// reconciler writes, so pruning, `.owns()` watches and garbage collection
+/// treat it as the reconciler's own.
+pub fn bootstrap_env(input: &ZitadelInput, names: &ZitadelNames) -> Vec<EnvVar> {
+    vec![
+        pod::env("FLEET_PAT_FILE", PAT_FILE),
+        pod::env("FLEET_PAT_SECRET", names.provisioner_secret.clone()),
+        pod::field_env("POD_NAMESPACE", "metadata.namespace"),
+        pod::env(
+            "FLEET_PAT_SECRET_LABELS",
+            label_list(&labels::component_labels(&input.stack, COMPONENT)),
+        ),
+        pod::env("FLEET_OWNER_API_VERSION", input.owner.api_version.clone()),
+        pod::env("FLEET_OWNER_KIND", input.owner.kind.clone()),
+        pod::env("FLEET_OWNER_NAME", input.owner.name.clone()),
+        pod::env("FLEET_OWNER_UID", input.owner.uid.clone()),
+    ]
+}
+
+/// `zitadel setup` as the init container (creates the provisioner machine
+/// user with a PAT in [`PAT_FILE`]), fleet-zitadel-bootstrap as the main
+/// container (stores it), with the pod's own ServiceAccount token.
+fn setup_job(input: &ZitadelInput, names: &ZitadelNames) -> Job {
+    let pat_mount = |read_only: bool| VolumeMount {
+        name: "machinekey".into(),
+        mount_path: PAT_DIR.into(),
+        read_only: Some(read_only),
+        ..Default::default()
+    };
+    let mut setup = zitadel_container(
+        input,
+        names,
+        &["setup", "--masterkeyFromEnv", "--init-projections=true"],
+    );
+    setup.name = "zitadel-setup".into();
+    if let Some(env) = setup.env.as_mut() {
+        // The first instance gets a machine user whose PAT provisions the
+        // per-agent machine users (ADR 0034). Setup creates the PAT only
+        // with an expiration date, and writes it only on its first success.
+        env.extend([
+            pod::env(
+                "ZITADEL_FIRSTINSTANCE_ORG_MACHINE_MACHINE_USERNAME",
+                PROVISIONER_USER,
+            ),
+            pod::env(
+                "ZITADEL_FIRSTINSTANCE_ORG_MACHINE_MACHINE_NAME",
+                PROVISIONER_USER,
+            ),
+            pod::env(
+                "ZITADEL_FIRSTINSTANCE_ORG_MACHINE_PAT_EXPIRATIONDATE",
+                PAT_EXPIRATION,
+            ),
+            pod::env("ZITADEL_FIRSTINSTANCE_PATPATH", PAT_FILE),
+        ]);
+    }
+    setup.volume_mounts = Some(vec![pat_mount(false)]);
+    let bootstrap = Container {
+        name: "bootstrap".into(),
+        image: Some(input.spec.bootstrap_image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        env: Some(bootstrap_env(input, names)),
+        volume_mounts: Some(vec![pat_mount(true)]),
+        resources: Some(pod::resources(
+            None,
+            &[("cpu", "10m", "200m"), ("memory", "16Mi", "64Mi")],
+        )),
+        security_context: Some(pod::restricted_container_security()),
+        ..Default::default()
+    };
+    let mut job = job(input, &names.setup_job, bootstrap);
+    if let Some(pod) = job.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+        pod.init_containers = Some(vec![setup]);
+        pod.service_account_name = Some(names.setup_service_account.clone());
+        // The bootstrap container is a Kubernetes client (in-cluster
+        // config). The ServiceAccount admission plugin mounts the token in
+        // the init container too; its Role allows only the write above.
+        pod.automount_service_account_token = Some(true);
+        pod.volumes = Some(vec![Volume {
+            name: "machinekey".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        }]);
+    }
+    job
 }
 
 fn postgres(input: &ZitadelInput, names: &ZitadelNames) -> (Service, StatefulSet) {
@@ -386,24 +569,8 @@ pub fn build(input: &ZitadelInput) -> ZitadelObjects {
         &names.init_job,
         zitadel_container(input, &names, &["init"]),
     );
-    let mut setup = zitadel_container(
-        input,
-        &names,
-        &["setup", "--masterkeyFromEnv", "--init-projections=true"],
-    );
-    if let Some(env) = setup.env.as_mut() {
-        // The first instance gets a machine user whose credentials
-        // provision the per-agent machine users (ADR 0034).
-        env.push(pod::env(
-            "ZITADEL_FIRSTINSTANCE_ORG_MACHINE_MACHINE_USERNAME",
-            PROVISIONER_USER,
-        ));
-        env.push(pod::env(
-            "ZITADEL_FIRSTINSTANCE_ORG_MACHINE_MACHINE_NAME",
-            "FleetStack provisioner",
-        ));
-    }
-    let setup_job = job(input, &names.setup_job, setup);
+    let (setup_service_account, setup_role, setup_role_binding) = setup_rbac(input, &names);
+    let setup_job = setup_job(input, &names);
 
     let selector = labels::selector_labels(&input.stack, COMPONENT);
     let mut pod_labels = labels::component_labels(&input.stack, COMPONENT);
@@ -453,6 +620,9 @@ pub fn build(input: &ZitadelInput) -> ZitadelObjects {
     ZitadelObjects {
         database,
         init_job,
+        setup_service_account,
+        setup_role,
+        setup_role_binding,
         setup_job,
         service,
         deployment,
