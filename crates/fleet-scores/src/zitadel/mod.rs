@@ -30,6 +30,7 @@ use std::time::Duration;
 use fleet_crds::{DatabaseMode, IdentitySpec};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Api;
@@ -80,11 +81,11 @@ fn probe_secret(stack: &str) -> String {
 fn probe_user(stack: &str) -> String {
     format!("{stack}-identity-probe")
 }
-/// Secret the setup Job writes the provisioner's PAT to (key `pat`).
+/// Secret the setup Job writes the provisioner's PAT to.
 pub fn provisioner_secret(stack: &str) -> String {
-    format!("{stack}-zitadel-provisioner")
+    ZitadelNames::new(stack).provisioner_secret
 }
-pub const PAT_KEY: &str = "pat";
+pub const PAT_KEY: &str = objects::PROVISIONER_PAT_KEY;
 
 impl FleetZitadelScore {
     /// The issuer URL agents and the callout use.
@@ -106,6 +107,9 @@ pub fn owned_kinds(pdb_v1: bool) -> Vec<ApiResource> {
     let mut kinds = apply::owned_kinds(pdb_v1);
     kinds.push(ApiResource::erase::<Deployment>(&()));
     kinds.push(ApiResource::erase::<Job>(&()));
+    // the setup Job's own ServiceAccount permissions (provisioner Secret)
+    kinds.push(ApiResource::erase::<Role>(&()));
+    kinds.push(ApiResource::erase::<RoleBinding>(&()));
     kinds
 }
 
