@@ -23,7 +23,7 @@ pub use fleet_command::{
 };
 pub use stack::*;
 pub use status::*;
-pub use validate::{SpecError, validate_spec};
+pub use validate::{MAX_STACK_NAME, SpecError, validate_name, validate_spec};
 
 /// API group of every FleetStack resource.
 pub const GROUP: &str = "fleet.nationtech.io";

@@ -67,6 +67,28 @@ pub fn validate_spec(spec: &FleetStackSpec) -> Result<(), Vec<SpecError>> {
     }
 }
 
+/// Longest FleetStack name: every child is named `<stack>-<suffix>`, and
+/// the tightest limit is a StatefulSet's `controller-revision-hash` label
+/// value (`<statefulset>-<10 characters>`, at most 63): `<stack>-zitadel-db`
+/// leaves 41; 40 keeps one character of room for future components.
+pub const MAX_STACK_NAME: usize = 40;
+
+/// The FleetStack's own name, which every child name derives from (the
+/// API server allows up to 253 characters; its children do not).
+pub fn validate_name(name: &str) -> Result<(), SpecError> {
+    if name.len() > MAX_STACK_NAME {
+        return Err(err(
+            "metadata.name",
+            format!(
+                "at most {MAX_STACK_NAME} characters ({} given): children are named \
+                 <name>-<component> and must stay within Kubernetes' 63-character limits",
+                name.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn check_nats(nats: &NatsSpec, spec: &FleetStackSpec, errors: &mut Vec<SpecError>) {
     if nats.jetstream.enabled {
         check_quantity(
@@ -358,6 +380,14 @@ mod tests {
             paths(&spec),
             vec!["spec.identity.managed.database.secretRef"]
         );
+    }
+
+    #[test]
+    fn long_stack_names_are_refused_naming_the_field() {
+        assert!(validate_name(&"a".repeat(MAX_STACK_NAME)).is_ok());
+        let e = validate_name(&"a".repeat(MAX_STACK_NAME + 1)).unwrap_err();
+        assert_eq!(e.path, "metadata.name");
+        assert!(e.message.contains("41 given"), "{}", e.message);
     }
 
     #[test]

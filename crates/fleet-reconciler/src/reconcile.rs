@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleet_crds::{AgentsStatus, FleetStack, FleetStackStatus, validate_spec};
+use fleet_crds::{AgentsStatus, FleetStack, FleetStackStatus, validate_name, validate_spec};
 use fleet_scores::server::StepReport;
 use fleet_scores::{
     Interpret, InterpretError, K8sTopology, KubernetesTopology, ProbeOutcome, Score,
@@ -99,7 +99,15 @@ pub async fn reconcile(
     let generation = stack.meta().generation.unwrap_or(0);
     let live = stack.status.clone().unwrap_or_default();
 
-    if let Err(errors) = validate_spec(&stack.spec) {
+    let valid = match (validate_name(&name), validate_spec(&stack.spec)) {
+        (Ok(()), spec) => spec,
+        (Err(e), Ok(())) => Err(vec![e]),
+        (Err(e), Err(mut rest)) => {
+            rest.insert(0, e);
+            Err(rest)
+        }
+    };
+    if let Err(errors) = valid {
         let new = status::invalid_spec(&live, generation, &errors, &now());
         write_status(&ctx, &stack, &live, &new).await?;
         ctx.metrics.error("InvalidSpec");

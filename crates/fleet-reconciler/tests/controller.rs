@@ -332,6 +332,28 @@ async fn invalid_specs_are_rejected_by_the_api_or_stalled_naming_the_field() {
             .expect("get")
             .is_none()
     );
+
+    // A name its children could not carry (the API allows 253 characters).
+    let long = "n".repeat(fleet_crds::MAX_STACK_NAME + 1);
+    env.create(&long, nats_only()).await;
+    let s = env
+        .wait_stack("Stalled on its name", &long, |s| {
+            condition(s, STALLED).is_some_and(|c| c.status == "True")
+        })
+        .await;
+    let stalled = condition(&s, STALLED).expect("stalled");
+    assert!(
+        stalled.message.contains("metadata.name"),
+        "{}",
+        stalled.message
+    );
+    assert!(
+        env.api::<StatefulSet>()
+            .get_opt(&format!("{long}-nats"))
+            .await
+            .expect("get")
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
