@@ -1,6 +1,14 @@
-//! A string that must never be printed (passwords, seeds, tokens).
+//! A string that must never be printed (passwords, seeds, tokens), and
+//! reading Secrets the Scores and probes need (values only as
+//! [`Sensitive`]).
 
+use std::collections::BTreeSet;
 use std::fmt;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+use crate::score::InterpretError;
 
 /// Holds a secret value. `Debug` and `Display` print `<redacted>`; read the
 /// value with [`Sensitive::expose`] at the single place that needs it.
@@ -39,6 +47,65 @@ pub fn generate_password() -> Sensitive {
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect();
     Sensitive(s)
+}
+
+/// `get` of any namespaced object, `None` when absent, errors naming it.
+pub async fn get_opt<K>(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    kind: &str,
+) -> Result<Option<K>, InterpretError>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    api.get_opt(name)
+        .await
+        .map_err(|source| InterpretError::Api {
+            verb: "get",
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            source: Box::new(source),
+        })
+}
+
+/// The names of a Secret's keys (`None` if the Secret is missing); values
+/// are never decoded.
+pub async fn key_names(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<BTreeSet<String>>, InterpretError> {
+    let secret: Option<Secret> = get_opt(client, namespace, name, "Secret").await?;
+    Ok(secret.map(|s| s.data.unwrap_or_default().into_keys().collect()))
+}
+
+/// One key of a Secret, surrounding whitespace trimmed (a value pasted into
+/// a Secret often ends with a newline); `None` if the Secret or key is
+/// missing.
+pub async fn read_key(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<Option<Sensitive>, InterpretError> {
+    let secret: Option<Secret> = get_opt(client, namespace, name, "Secret").await?;
+    let Some(bytes) = secret.and_then(|s| s.data).and_then(|mut d| d.remove(key)) else {
+        return Ok(None);
+    };
+    String::from_utf8(bytes.0)
+        .map(|v| Some(Sensitive::new(v.trim().to_string())))
+        .map_err(|_| InterpretError::SecretEncoding {
+            namespace: namespace.into(),
+            name: name.into(),
+            key: key.into(),
+        })
 }
 
 #[cfg(test)]

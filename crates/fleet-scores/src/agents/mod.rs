@@ -20,14 +20,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fleet_crds::AgentsSpec;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::Api;
 
 use crate::apply::{self, ApplyReport};
 use crate::nats::{self, NatsNames};
 use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
-use crate::secret::Sensitive;
+use crate::secret::{key_names, read_key};
 use crate::topology::KubernetesTopology;
 pub use objects::{AgentAuth, AgentNames, AgentObjects, AgentsInput, COMPONENT, build};
 pub use probe::{AgentsProbeTarget, smoke_probe};
@@ -110,7 +108,7 @@ impl<T: KubernetesTopology> Interpret<T> for AgentsInterpret {
         let input = s.input();
         let expected = AgentNames::new(&s.stack).agent_ids(s.spec.replicas);
         if let Some(oidc) = &s.oidc {
-            let keys = secret_keys(client, &s.namespace, &oidc.secret).await?;
+            let keys = key_names(client, &s.namespace, &oidc.secret).await?;
             if let Some(message) = missing_client_secrets(&oidc.secret, keys.as_ref(), &expected) {
                 return Ok(Outcome {
                     component: COMPONENT,
@@ -190,27 +188,6 @@ impl<T: KubernetesTopology> Interpret<T> for AgentsInterpret {
     }
 }
 
-/// The names of a Secret's keys (`None` if the Secret is missing). Values
-/// are never read here.
-async fn secret_keys(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<BTreeSet<String>>, InterpretError> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = api
-        .get_opt(name)
-        .await
-        .map_err(|source| InterpretError::Api {
-            verb: "get",
-            kind: "Secret".into(),
-            namespace: namespace.into(),
-            name: name.into(),
-            source: Box::new(source),
-        })?;
-    Ok(secret.map(|s| s.data.unwrap_or_default().into_keys().collect()))
-}
-
 /// Why the per-agent client-secret Secret cannot serve `expected` (pure):
 /// `None` when it has a key for every agent id.
 pub fn missing_client_secrets(
@@ -247,36 +224,6 @@ pub fn missing_client_secrets(
         missing.len(),
         expected.len()
     ))
-}
-
-/// Reads one key of a Secret (`None` if the Secret or key is missing).
-async fn read_key(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    key: &str,
-) -> Result<Option<Sensitive>, InterpretError> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = api
-        .get_opt(name)
-        .await
-        .map_err(|source| InterpretError::Api {
-            verb: "get",
-            kind: "Secret".into(),
-            namespace: namespace.into(),
-            name: name.into(),
-            source: Box::new(source),
-        })?;
-    let Some(bytes) = secret.and_then(|s| s.data).and_then(|mut d| d.remove(key)) else {
-        return Ok(None);
-    };
-    String::from_utf8(bytes.0)
-        .map(|v| Some(Sensitive::new(v)))
-        .map_err(|_| InterpretError::SecretEncoding {
-            namespace: namespace.into(),
-            name: name.into(),
-            key: key.into(),
-        })
 }
 
 #[cfg(test)]

@@ -30,16 +30,15 @@ use std::time::Duration;
 use fleet_crds::{DatabaseMode, IdentitySpec};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::Api;
 use kube::core::ApiResource;
 
 use crate::apply::{self, ApplyReport, DesiredObject};
 use crate::labels;
 use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
-use crate::secret::Sensitive;
+use crate::secret::{Sensitive, get_opt, key_names, read_key};
 use crate::topology::KubernetesTopology;
 use crate::write_once::{self, SecretWrite};
 pub use objects::{COMPONENT, ZitadelInput, ZitadelNames, ZitadelObjects, build};
@@ -262,8 +261,7 @@ impl ZitadelInterpret {
         let ns = &s.namespace;
         if !stages.database.is_empty() {
             apply::apply_in_order(client, ns, &stages.database, report).await?;
-            let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
-            let ready = get(&api, ns, &names.db_statefulset, "StatefulSet")
+            let ready = get_opt::<StatefulSet>(client, ns, &names.db_statefulset, "StatefulSet")
                 .await?
                 .and_then(|sts| sts.status)
                 .and_then(|st| st.ready_replicas)
@@ -283,8 +281,9 @@ impl ZitadelInterpret {
             (&stages.setup, &names.setup_job),
         ] {
             apply::apply_in_order(client, ns, stage, report).await?;
-            let api: Api<Job> = Api::namespaced(client.clone(), ns);
-            let status = get(&api, ns, job, "Job").await?.and_then(|j| j.status);
+            let status = get_opt::<Job>(client, ns, job, "Job")
+                .await?
+                .and_then(|j| j.status);
             let succeeded = status.as_ref().and_then(|st| st.succeeded).unwrap_or(0) > 0;
             let failed_job = status
                 .iter()
@@ -376,7 +375,7 @@ impl ZitadelInterpret {
                 (s.agent_secret.clone(), s.expected_agents.clone()),
                 (probe_secret(&s.stack), vec![probe_user(&s.stack)]),
             ] {
-                let stored = secret_keys(client, ns, &secret).await.ok().flatten();
+                let stored = key_names(client, ns, &secret).await.ok().flatten();
                 let mut values = BTreeMap::new();
                 for id in ids {
                     if stored.as_ref().is_some_and(|k| k.contains(&id)) {
@@ -457,53 +456,6 @@ pub fn project_facts(
         ])),
         ..Default::default()
     }
-}
-
-/// The names of a Secret's keys (`None` if the Secret is missing).
-async fn secret_keys(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<BTreeSet<String>>, InterpretError> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = get(&api, namespace, name, "Secret").await?;
-    Ok(secret.map(|s| s.data.unwrap_or_default().into_keys().collect()))
-}
-
-async fn get<K>(api: &Api<K>, ns: &str, name: &str, kind: &str) -> Result<Option<K>, InterpretError>
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    api.get_opt(name)
-        .await
-        .map_err(|source| InterpretError::Api {
-            verb: "get",
-            kind: kind.into(),
-            namespace: ns.into(),
-            name: name.into(),
-            source: Box::new(source),
-        })
-}
-
-/// One key of a Secret (`None` if the Secret or key is missing).
-async fn read_key(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    key: &str,
-) -> Result<Option<Sensitive>, InterpretError> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = get(&api, namespace, name, "Secret").await?;
-    let Some(bytes) = secret.and_then(|s| s.data).and_then(|mut d| d.remove(key)) else {
-        return Ok(None);
-    };
-    String::from_utf8(bytes.0)
-        .map(|v| Some(Sensitive::new(v.trim().to_string())))
-        .map_err(|_| InterpretError::SecretEncoding {
-            namespace: namespace.into(),
-            name: name.into(),
-            key: key.into(),
-        })
 }
 
 #[cfg(test)]
