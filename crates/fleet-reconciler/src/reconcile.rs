@@ -131,7 +131,12 @@ pub async fn reconcile(
     }
 
     let mut current = live.clone();
-    if live.observed_generation != Some(generation) {
+    // A stack that was Stalled on an invalid spec and is valid now without a
+    // new generation (another stack's conflict went away) must be stamped
+    // again: nothing later clears an InvalidSpec Stalled.
+    let stale_invalid = fleet_crds::find_condition(&live.conditions, fleet_crds::STALLED)
+        .is_some_and(|c| c.status == "True" && c.reason == "InvalidSpec");
+    if live.observed_generation != Some(generation) || stale_invalid {
         let stamped = status::progressing(&live, generation, &now());
         write_status(&ctx, &stack, &live, &stamped).await?;
         current = stamped;
