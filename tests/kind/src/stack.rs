@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use fleet_crds::{FleetStack, FleetStackSpec};
+use fleet_crds::{
+    AgentsSpec, CalloutSpec, FleetStack, FleetStackSpec, IdentitySpec, NatsAuthMode, NatsSpec,
+    OperatorSpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -82,4 +85,36 @@ pub fn is_ready(stack: &FleetStack) -> bool {
 /// True when Ready=False (the stack noticed a failure).
 pub fn is_not_ready(stack: &FleetStack) -> bool {
     condition(stack, "Ready").is_some_and(|c| c.status == "False")
+}
+
+/// The whole stack with NATS in callout mode: `identity`, a callout
+/// (`audience` as given), the operator runtime and `agents` agents, all on
+/// the project's images.
+pub fn callout_stack(
+    identity: IdentitySpec,
+    audience: Option<&str>,
+    agents: i32,
+) -> FleetStackSpec {
+    let mut nats = NatsSpec::default();
+    nats.auth.mode = NatsAuthMode::Callout;
+    FleetStackSpec {
+        nats: Some(nats),
+        identity: Some(identity),
+        callout: Some(CalloutSpec {
+            image: crate::image("fleet-callout"),
+            replicas: 1,
+            audience: audience.map(str::to_string),
+            identity_claim: None,
+            introspection_credentials: None,
+        }),
+        operator: Some(OperatorSpec {
+            image: crate::image("fleet-operator"),
+            replicas: 1,
+        }),
+        agents: Some(AgentsSpec {
+            replicas: agents,
+            ..AgentsSpec::default()
+        }),
+        ..FleetStackSpec::default()
+    }
 }

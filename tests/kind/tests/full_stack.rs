@@ -11,14 +11,13 @@
 use std::time::Duration;
 
 use fleet_crds::{
-    AgentsSpec, CalloutSpec, ExternalIdentitySpec, FleetCommand, FleetStack, FleetStackSpec,
-    IdentitySpec, NatsAuthMode, NatsSpec, OperatorSpec, ProbeSpec, SecretRef,
+    ExternalIdentitySpec, FleetCommand, FleetStack, IdentitySpec, ProbeSpec, SecretRef,
 };
 use fleet_e2e::TestNamespace;
 use fleet_e2e::controller::{ensure_controller, kubectl};
 use fleet_e2e::identity::{AUDIENCE, Clients, PROBE_SECRET, deploy_issuer};
 use fleet_e2e::portforward::forward;
-use fleet_e2e::stack::{apply_stack, describe};
+use fleet_e2e::stack::{apply_stack, callout_stack, describe};
 use fleet_proto::AgentId;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -37,11 +36,8 @@ async fn callout_stack_with_operator_turns_ready_and_runs_a_fleet_command() {
         .await
         .expect("stand-in issuer deployed and serving discovery");
 
-    let mut nats = NatsSpec::default();
-    nats.auth.mode = NatsAuthMode::Callout;
-    let spec = FleetStackSpec {
-        nats: Some(nats),
-        identity: Some(IdentitySpec {
+    let mut spec = callout_stack(
+        IdentitySpec {
             external: Some(ExternalIdentitySpec {
                 issuer: issuer.clone(),
                 client_credentials: SecretRef {
@@ -49,28 +45,16 @@ async fn callout_stack_with_operator_turns_ready_and_runs_a_fleet_command() {
                 },
             }),
             ..Default::default()
-        }),
-        callout: Some(CalloutSpec {
-            image: fleet_e2e::image("fleet-callout"),
-            replicas: 1,
-            audience: Some(AUDIENCE.into()),
-            identity_claim: None,
-            introspection_credentials: None,
-        }),
-        operator: Some(OperatorSpec {
-            image: fleet_e2e::image("fleet-operator"),
-            replicas: 1,
-        }),
-        agents: Some(AgentsSpec {
-            replicas: AGENTS as i32,
-            labels: [("site".to_string(), "lab".to_string())].into(),
-            ..AgentsSpec::default()
-        }),
-        probe: ProbeSpec {
-            interval_seconds: 5,
-            ..ProbeSpec::default()
         },
-        ..FleetStackSpec::default()
+        Some(AUDIENCE),
+        AGENTS as i32,
+    );
+    if let Some(agents) = spec.agents.as_mut() {
+        agents.labels = [("site".to_string(), "lab".to_string())].into();
+    }
+    spec.probe = ProbeSpec {
+        interval_seconds: 5,
+        ..ProbeSpec::default()
     };
     let stacks = ns.api::<FleetStack>();
     apply_stack(&stacks, STACK, spec)

@@ -10,13 +10,10 @@
 //! README runs it with `--include-ignored`. See README "What is verified
 //! where".
 
-use fleet_crds::{
-    AgentsSpec, CalloutSpec, FleetStack, FleetStackSpec, IdentitySpec, NatsAuthMode, NatsSpec,
-    OperatorSpec, ProbeSpec,
-};
+use fleet_crds::{FleetStack, IdentitySpec, ProbeSpec};
 use fleet_e2e::TestNamespace;
 use fleet_e2e::controller::{ensure_controller, kubectl};
-use fleet_e2e::stack::{apply_stack, describe};
+use fleet_e2e::stack::{apply_stack, callout_stack, describe};
 
 const STACK: &str = "zfleet";
 
@@ -27,41 +24,25 @@ async fn managed_zitadel_stack_turns_ready_with_agents_logged_in_by_token() {
         .await
         .expect("controller installed from the chart");
     let ns = TestNamespace::create("zitadel").await.expect("namespace");
-    let mut nats = NatsSpec::default();
-    nats.auth.mode = NatsAuthMode::Callout;
     // Pods and the reconciler reach Zitadel at its ExternalDomain: the
     // Service's cluster DNS name works without any Ingress.
     let domain = format!("{STACK}-zitadel.{}.svc.cluster.local", ns.name);
-    let spec = FleetStackSpec {
-        nats: Some(nats),
-        identity: Some(IdentitySpec {
+    let mut spec = callout_stack(
+        IdentitySpec {
             managed: Some(
                 serde_json::from_value(serde_json::json!({"externalDomain": domain}))
                     .expect("managed identity spec"),
             ),
             ..Default::default()
-        }),
-        callout: Some(CalloutSpec {
-            image: fleet_e2e::image("fleet-callout"),
-            replicas: 1,
-            audience: None,
-            identity_claim: None,
-            introspection_credentials: None,
-        }),
-        operator: Some(OperatorSpec {
-            image: fleet_e2e::image("fleet-operator"),
-            replicas: 1,
-        }),
-        agents: Some(AgentsSpec {
-            replicas: 2,
-            ..AgentsSpec::default()
-        }),
-        probe: ProbeSpec {
-            interval_seconds: 10,
-            timeout_seconds: 10,
-            ready_deadline_seconds: 1200,
         },
-        ..FleetStackSpec::default()
+        // Published by the managed identity (its project id).
+        None,
+        2,
+    );
+    spec.probe = ProbeSpec {
+        interval_seconds: 10,
+        timeout_seconds: 10,
+        ready_deadline_seconds: 1200,
     };
     let stacks = ns.api::<FleetStack>();
     apply_stack(&stacks, STACK, spec)
