@@ -203,15 +203,67 @@ fn apply_order_is_serviceaccount_configmap_services_pdb_statefulset() {
 fn cluster_routes_and_pdb_only_with_several_replicas_and_policy_v1() {
     let o = nats::build(&input(replicas(3), true));
     assert!(o.config.contains("cluster {"));
+    // Routes authenticate; the password never enters the ConfigMap.
+    assert!(
+        o.config
+            .contains("authorization {\n    user: route\n    password: $ROUTE_PASSWORD"),
+        "{}",
+        o.config
+    );
+    let c = &o
+        .statefulset
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    let names: Vec<&str> = c
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    let password = common::env(c, "ROUTE_PASSWORD").expect("route password env");
+    let from = password
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(from.key, nats::ROUTE_PASSWORD_KEY);
     for i in 0..3 {
         assert!(
-            o.config.contains(&format!(
-                "nats://demo-nats-{i}.demo-nats-headless.fleet.svc.cluster.local:6222"
-            )),
+            o.config.contains(&format!("    $ROUTE_{i}\n")),
             "route {i} missing:\n{}",
             o.config
         );
+        assert_eq!(
+            common::value(c, &format!("ROUTE_{i}")),
+            format!(
+                "nats-route://route:$(ROUTE_PASSWORD)@demo-nats-{i}.demo-nats-headless.fleet.svc.cluster.local:6222"
+            )
+        );
+        // $(ROUTE_PASSWORD) only expands from an earlier entry.
+        let pos = |n: &str| names.iter().position(|x| *x == n).unwrap();
+        assert!(pos("ROUTE_PASSWORD") < pos(&format!("ROUTE_{i}")));
     }
+    let single = nats::build(&input(replicas(1), true));
+    let c1 = &single
+        .statefulset
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    assert!(common::env(c1, "ROUTE_PASSWORD").is_none());
     assert!(o.pdb.is_some());
     // Kubernetes 1.20 does not serve policy/v1: no PDB.
     assert!(nats::build(&input(replicas(3), false)).pdb.is_none());
@@ -311,6 +363,10 @@ fn real_nats_server_accepts_the_rendered_config() {
             .env("SYS_PASSWORD", "s3cret")
             .env("FLEET_PASSWORD", "f1eet")
             .env("AUTH_PASSWORD", "auth-s3cret")
+            .env("ROUTE_PASSWORD", "r0ute")
+            .env("ROUTE_0", "nats-route://route:r0ute@127.0.0.1:6222")
+            .env("ROUTE_1", "nats-route://route:r0ute@127.0.0.1:6223")
+            .env("ROUTE_2", "nats-route://route:r0ute@127.0.0.1:6224")
             .output()
             .expect("run nats-server -t");
         assert!(
@@ -436,5 +492,102 @@ fn invalid_callout_seeds_are_named_without_their_value() {
     assert!(
         err.to_string().contains(nats::CALLOUT_XKEY_SEED_KEY),
         "{err}"
+    );
+}
+
+/// Two real nats-servers with the rendered 2-replica config (ports moved to
+/// free ones, route URLs pointed at loopback through the same env vars the
+/// pod sets) form a cluster, and a route without the password is refused:
+/// nothing that merely reaches port 6222 can join.
+#[test]
+fn rendered_cluster_forms_with_route_auth_and_refuses_a_rogue_route() {
+    use std::io::{Read, Write};
+    let bin = fleet_testkit::nats_server_binary().expect("nats-server binary");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = nats::build(&input(replicas(2), false));
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let ports: Vec<(u16, u16, u16)> = (0..2).map(|_| (free(), free(), free())).collect();
+    let routes: Vec<String> = ports
+        .iter()
+        .map(|(_, cluster, _)| format!("nats-route://route:r0ute@127.0.0.1:{cluster}"))
+        .collect();
+    struct Kill(Vec<std::process::Child>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let mut servers = Kill(Vec::new());
+    for (i, (client, cluster, monitor)) in ports.iter().enumerate() {
+        let sub = dir.path().join(format!("s{i}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let conf = o
+            .config
+            .replace("/var/run/nats", sub.to_str().unwrap())
+            .replace("0.0.0.0:4222", &format!("127.0.0.1:{client}"))
+            .replace("0.0.0.0:6222", &format!("127.0.0.1:{cluster}"))
+            .replace("0.0.0.0:8222", &format!("127.0.0.1:{monitor}"));
+        let path = sub.join("nats.conf");
+        std::fs::write(&path, &conf).unwrap();
+        servers.0.push(
+            Command::new(&bin)
+                .arg("-c")
+                .arg(&path)
+                .env("SERVER_NAME", format!("demo-nats-{i}"))
+                .env("SYS_PASSWORD", "s3cret")
+                .env("FLEET_PASSWORD", "f1eet")
+                .env("ROUTE_PASSWORD", "r0ute")
+                .env("ROUTE_0", &routes[0])
+                .env("ROUTE_1", &routes[1])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start nats-server"),
+        );
+    }
+    // Both servers report the other as a route.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let routez = |monitor: u16| -> Option<u64> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", monitor)).ok()?;
+        s.write_all(b"GET /routez HTTP/1.0\r\n\r\n").ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        let json = body.split("\r\n\r\n").nth(1)?;
+        serde_json::from_str::<serde_json::Value>(json).ok()?["num_routes"].as_u64()
+    };
+    loop {
+        if ports.iter().all(|p| routez(p.2).unwrap_or(0) >= 1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the two servers never formed a cluster"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // A route that does not know the password is refused.
+    let mut rogue = std::net::TcpStream::connect(("127.0.0.1", ports[0].1)).unwrap();
+    rogue
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let _info = rogue.read(&mut buf).unwrap();
+    rogue
+        .write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"rogue\",\"cluster\":\"demo\"}\r\nPING\r\n")
+        .unwrap();
+    let n = rogue.read(&mut buf).unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        answer.contains("Authorization Violation"),
+        "rogue route answered: {answer:?}"
     );
 }

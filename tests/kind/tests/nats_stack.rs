@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use fleet_crds::{FleetStack, FleetStackSpec, NatsSpec, ProbeSpec};
-use fleet_e2e::TestNamespace;
 use fleet_e2e::controller::{ensure_controller, kubectl};
+use fleet_e2e::portforward::forward;
 use fleet_e2e::stack::{apply_stack, condition, is_not_ready, is_ready, wait_stack};
+use fleet_e2e::{TestNamespace, poll};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams};
 
@@ -149,5 +150,52 @@ async fn three_replica_nats_cluster_turns_ready() {
         .await
         .expect("list nats pods");
     assert_eq!(pods.items.len(), 3);
+    // The servers really form one cluster through authenticated routes:
+    // every server sees both others (nats.conf requires the route password).
+    let pods_api = ns.api::<Pod>();
+    for i in 0..3 {
+        let pod = format!("fleet-nats-{i}");
+        let pf = forward(&pods_api, &pod, 8222)
+            .await
+            .expect("port-forward to the monitor port");
+        let peers = poll(
+            &format!("{pod} to route to both other servers"),
+            Duration::from_secs(60),
+            || async {
+                let routez = http_get(pf.local, "/routez").await?;
+                let v: serde_json::Value =
+                    serde_json::from_str(&routez).map_err(|e| e.to_string())?;
+                let peers: std::collections::BTreeSet<String> = v["routes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r["remote_name"].as_str().map(str::to_string))
+                    .collect();
+                Ok((peers.len() == 2).then_some(peers))
+            },
+        )
+        .await
+        .expect("cluster formed");
+        assert!(!peers.contains(&pod), "{peers:?}");
+    }
     ns.cleanup().await;
+}
+
+/// `GET path` over HTTP/1.0 (the monitor port), body only.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)
+        .await
+        .map_err(|e| e.to_string())?;
+    body.split("\r\n\r\n")
+        .nth(1)
+        .map(str::to_string)
+        .ok_or_else(|| "no HTTP body".to_string())
 }

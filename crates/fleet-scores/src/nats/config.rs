@@ -19,6 +19,28 @@ pub const SYS_USER: &str = "sys";
 /// User of the FLEET account (operator, callout bootstrap).
 pub const FLEET_USER: &str = "fleet";
 pub const SYS_PASSWORD_ENV: &str = "SYS_PASSWORD";
+/// Cluster routes authenticate as this user (replicas > 1): without it any
+/// pod that reaches port 6222 could join the cluster as a route and see
+/// every message of every account.
+pub const ROUTE_USER: &str = "route";
+pub const ROUTE_PASSWORD_ENV: &str = "ROUTE_PASSWORD";
+
+/// Env var holding the route URL (with credentials) of replica `i`: the
+/// URL carries the password, so it is composed in the pod from the Secret
+/// (`$(ROUTE_PASSWORD)` expansion), never written into the ConfigMap.
+pub fn route_env(i: i32) -> String {
+    format!("ROUTE_{i}")
+}
+
+/// The route URL of replica `i` as the pod's env composes it.
+pub fn route_url(input: &ConfigInput<'_>, i: i32) -> String {
+    format!(
+        "nats-route://{ROUTE_USER}:$({ROUTE_PASSWORD_ENV})@{sts}-{i}.{svc}.{ns}.svc.cluster.local:{CLUSTER_PORT}",
+        sts = input.statefulset,
+        svc = input.headless_service,
+        ns = input.namespace
+    )
+}
 pub const FLEET_PASSWORD_ENV: &str = "FLEET_PASSWORD";
 
 /// With `auth.mode: Callout`: the auth-callout service's user, alone in the
@@ -81,18 +103,13 @@ pub fn render(input: &ConfigInput<'_>) -> String {
 }
 
 fn cluster_block(input: &ConfigInput<'_>) -> String {
+    // nats-server resolves `$ROUTE_<i>` (whole array elements) from the
+    // environment; the URLs carry the route password.
     let routes: Vec<String> = (0..input.spec.replicas)
-        .map(|i| {
-            format!(
-                "    nats://{sts}-{i}.{svc}.{ns}.svc.cluster.local:{CLUSTER_PORT}",
-                sts = input.statefulset,
-                svc = input.headless_service,
-                ns = input.namespace
-            )
-        })
+        .map(|i| format!("    ${}", route_env(i)))
         .collect();
     format!(
-        "cluster {{\n  name: {name}\n  listen: 0.0.0.0:{CLUSTER_PORT}\n  no_advertise: true\n  connect_retries: 120\n  routes: [\n{routes}\n  ]\n}}\n",
+        "cluster {{\n  name: {name}\n  listen: 0.0.0.0:{CLUSTER_PORT}\n  no_advertise: true\n  connect_retries: 120\n  authorization {{\n    user: {ROUTE_USER}\n    password: ${ROUTE_PASSWORD_ENV}\n    timeout: 2\n  }}\n  routes: [\n{routes}\n  ]\n}}\n",
         name = input.stack,
         routes = routes.join("\n")
     )

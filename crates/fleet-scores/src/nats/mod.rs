@@ -28,6 +28,9 @@ pub use probe::{ProbeTarget, smoke_probe};
 /// Keys of the write-once credentials Secret.
 pub const SYS_PASSWORD_KEY: &str = "sys-password";
 pub const FLEET_PASSWORD_KEY: &str = "fleet-password";
+/// Password of cluster routes (used with replicas > 1; always generated so
+/// a later scale-up needs no new key).
+pub const ROUTE_PASSWORD_KEY: &str = "route-password";
 /// Added with `auth.mode: Callout` (and kept if the mode changes back, so
 /// the issuer key never changes under a running callout): the password of
 /// the callout's NATS user, the issuer account seed (`SA...`) and the curve
@@ -127,7 +130,7 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret {
         apply::apply_in_order(client, &s.namespace, service_account, &mut report).await?;
         // Persisted before use: the StatefulSet referencing it comes later.
         let callout_mode = s.spec.auth.mode == NatsAuthMode::Callout;
-        let mut keys = vec![SYS_PASSWORD_KEY, FLEET_PASSWORD_KEY];
+        let mut keys = vec![SYS_PASSWORD_KEY, FLEET_PASSWORD_KEY, ROUTE_PASSWORD_KEY];
         if callout_mode {
             keys.extend([
                 AUTH_PASSWORD_KEY,

@@ -120,14 +120,32 @@ fn meta(input: &NatsInput, name: &str) -> ObjectMeta {
 /// Builds every desired object (pure).
 pub fn build(input: &NatsInput) -> NatsObjects {
     let names = NatsNames::new(&input.stack);
-    let config = config::render(&config::ConfigInput {
+    let config_input = config::ConfigInput {
         stack: &input.stack,
         namespace: &input.namespace,
         headless_service: &names.headless_service,
         statefulset: &names.statefulset,
         spec: &input.spec,
         callout: input.callout.as_ref(),
-    });
+    };
+    let config = config::render(&config_input);
+    // Cluster routes (replicas > 1): the route password from the Secret,
+    // then one URL per replica composed from it by Kubernetes' $(VAR)
+    // expansion, which nats.conf references as `$ROUTE_<i>`.
+    let route_env: Vec<EnvVar> = if input.spec.replicas > 1 {
+        std::iter::once(pod::secret_env(
+            config::ROUTE_PASSWORD_ENV,
+            &names.credentials_secret,
+            super::ROUTE_PASSWORD_KEY,
+        ))
+        .chain(
+            (0..input.spec.replicas)
+                .map(|i| pod::env(&config::route_env(i), config::route_url(&config_input, i))),
+        )
+        .collect()
+    } else {
+        Vec::new()
+    };
     let config_hash = hex(&Sha256::digest(config.as_bytes()));
     let selector = labels::selector_labels(&input.stack, COMPONENT);
 
@@ -185,7 +203,7 @@ pub fn build(input: &NatsInput) -> NatsObjects {
         }),
         ..Default::default()
     });
-    let statefulset = statefulset(input, &names, &selector, &config_hash);
+    let statefulset = statefulset(input, &names, &selector, &config_hash, route_env);
     NatsObjects {
         service_account,
         config_map,
@@ -202,6 +220,7 @@ fn statefulset(
     names: &NatsNames,
     selector: &BTreeMap<String, String>,
     config_hash: &str,
+    route_env: Vec<EnvVar>,
 ) -> StatefulSet {
     let spec = &input.spec;
     let mut mounts = vec![
@@ -291,6 +310,7 @@ fn statefulset(
                 ),
             ]
             .into_iter()
+            .chain(route_env)
             // The callout's user exists only in callout mode.
             .chain(input.callout.is_some().then(|| {
                 pod::secret_env(
