@@ -193,6 +193,48 @@ async fn a_deleted_child_service_is_restored() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn hand_edits_under_an_intact_hash_are_reverted() {
+    let env = TestEnv::start("fr-drift").await;
+    let uid = env.create("demo", nats_only()).await.uid().expect("uid");
+    wait_for("children", || async {
+        all_children_exist(&env, &uid).await.then_some(())
+    })
+    .await;
+    // `kubectl scale` and a ConfigMap edit by someone else: the desired-hash
+    // annotation is untouched, so only drift detection can notice.
+    let sts = env.api::<StatefulSet>();
+    sts.patch(
+        "demo-nats",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"replicas": 4}})),
+    )
+    .await
+    .expect("scale by hand");
+    let cms = env.api::<k8s_openapi::api::core::v1::ConfigMap>();
+    cms.patch(
+        "demo-nats-config",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"data": {"nats.conf": "debug: true"}})),
+    )
+    .await
+    .expect("edit config by hand");
+    wait_for("replicas and nats.conf restored", || {
+        let (sts, cms) = (sts.clone(), cms.clone());
+        async move {
+            let replicas = sts.get("demo-nats").await.ok()?.spec?.replicas;
+            let conf = cms
+                .get("demo-nats-config")
+                .await
+                .ok()?
+                .data?
+                .remove("nats.conf")?;
+            (replicas == Some(1) && conf.contains("server_name")).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn replicas_and_config_changes_roll_the_statefulset() {
     let env = TestEnv::start("fr-roll").await;
     let uid = env.create("demo", nats_only()).await.uid().expect("uid");
@@ -227,7 +269,28 @@ async fn replicas_and_config_changes_roll_the_statefulset() {
         .get("demo-nats-config")
         .await
         .expect("cm");
-    assert!(cm.data.expect("data")["nats.conf"].contains("demo-nats-2.demo-nats-headless"));
+    // A third route: referenced by env var in nats.conf (its URL carries the
+    // route password), composed in the pod's env.
+    assert!(cm.data.expect("data")["nats.conf"].contains("$ROUTE_2"));
+    let route_2 = sts
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "ROUTE_2")
+        .and_then(|e| e.value.clone())
+        .expect("ROUTE_2 env");
+    assert!(
+        route_2.contains("demo-nats-2.demo-nats-headless"),
+        "{route_2}"
+    );
     let h2 = config_hash(&sts);
 
     // JetStream changes the config and adds a volumeClaimTemplate (an

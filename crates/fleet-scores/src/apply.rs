@@ -118,9 +118,25 @@ pub async fn apply_in_order(
                 });
             }
             let same = live.annotations().get(DESIRED_HASH) == Some(&desired.hash);
-            if same && live.metadata.deletion_timestamp.is_none() {
+            // The hash says what we last wrote; `drifted` catches what
+            // someone else changed since (docs/adr/0012).
+            let drift = if same {
+                match (
+                    serde_json::to_value(&desired.object),
+                    serde_json::to_value(live),
+                ) {
+                    (Ok(want), Ok(have)) => crate::drift::drifted(&want, &have),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            if same && drift.is_none() && live.metadata.deletion_timestamp.is_none() {
                 report.unchanged += 1;
                 continue;
+            }
+            if let Some(field) = &drift {
+                tracing::info!(object = %desired.key(), %field, "drift: restoring the desired state");
             }
         }
         report.updated_existing |= live.is_some();

@@ -16,6 +16,7 @@
 pub mod agents;
 pub mod apply;
 pub mod callout;
+pub mod drift;
 pub mod http_probe;
 pub mod labels;
 pub mod nats;
