@@ -210,16 +210,7 @@ fn cluster_routes_and_pdb_only_with_several_replicas_and_policy_v1() {
         "{}",
         o.config
     );
-    let c = &o
-        .statefulset
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+    let c = common::sts_container(&o.statefulset);
     let names: Vec<&str> = c
         .env
         .as_ref()
@@ -253,16 +244,7 @@ fn cluster_routes_and_pdb_only_with_several_replicas_and_policy_v1() {
         assert!(pos("ROUTE_PASSWORD") < pos(&format!("ROUTE_{i}")));
     }
     let single = nats::build(&input(replicas(1), true));
-    let c1 = &single
-        .statefulset
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+    let c1 = common::sts_container(&single.statefulset);
     assert!(common::env(c1, "ROUTE_PASSWORD").is_none());
     assert!(o.pdb.is_some());
     // Kubernetes 1.20 does not serve policy/v1: no PDB.
@@ -422,19 +404,7 @@ fn callout_mode_renders_auth_callout_with_public_keys_only() {
     for seed in seeds.values() {
         assert!(!c.contains(seed.expose()), "a seed is in the ConfigMap");
     }
-    let env = o
-        .statefulset
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .env
-        .clone()
-        .unwrap();
+    let env = common::sts_container(&o.statefulset).env.clone().unwrap();
     let auth = env
         .iter()
         .find(|e| e.name == "AUTH_PASSWORD")

@@ -4,7 +4,7 @@
 // Each test crate uses only some of these.
 #![allow(dead_code)]
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
@@ -22,6 +22,18 @@ pub fn owner() -> OwnerReference {
 
 pub fn pod_spec(d: &Deployment) -> &PodSpec {
     d.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+}
+
+/// The first container of a StatefulSet's pod template.
+pub fn sts_container(s: &StatefulSet) -> &Container {
+    &s.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
 }
 
 pub fn env<'a>(c: &'a Container, name: &str) -> Option<&'a EnvVar> {
