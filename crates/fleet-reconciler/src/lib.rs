@@ -204,6 +204,23 @@ pub async fn run_with_metrics(
             }
         });
     }
+    // Deleted stacks are never reconciled again: drop their Ready gauge
+    // from what the controller's cache no longer holds.
+    let store = controller.store();
+    let (m, t) = (ctx.metrics.clone(), token.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = t.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            }
+            m.retain_ready(|namespace, name| {
+                store
+                    .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+                    .is_some()
+            });
+        }
+    });
     info!(pdb_v1, route = ?config.probe_route, "fleet-reconciler started");
     controller
         .graceful_shutdown_on(token.clone().cancelled_owned())

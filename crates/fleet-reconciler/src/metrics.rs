@@ -18,7 +18,7 @@ pub struct ComponentLabels {
     pub component: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct StackLabels {
     pub namespace: String,
     pub name: String,
@@ -37,6 +37,9 @@ pub struct Metrics {
     pub probe_latency: Family<ComponentLabels, Histogram>,
     pub ready: Family<StackLabels, Gauge>,
     pub child_writes: Family<KindLabels, Counter>,
+    /// Stacks with a `stack_ready` series: a deleted stack is never
+    /// reconciled again, so [`Metrics::retain_ready`] needs the list.
+    ready_stacks: std::sync::Mutex<std::collections::BTreeSet<StackLabels>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -102,6 +105,7 @@ impl Metrics {
             probe_latency,
             ready,
             child_writes,
+            ready_stacks: Default::default(),
         }
     }
 
@@ -122,12 +126,29 @@ impl Metrics {
     }
 
     pub fn set_ready(&self, namespace: &str, name: &str, ready: bool) {
-        self.ready
-            .get_or_create(&StackLabels {
-                namespace: namespace.into(),
-                name: name.into(),
-            })
-            .set(i64::from(ready));
+        let labels = StackLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        self.ready.get_or_create(&labels).set(i64::from(ready));
+        if let Ok(mut known) = self.ready_stacks.lock() {
+            known.insert(labels);
+        }
+    }
+
+    /// Removes the `stack_ready` series of stacks for which `exists` is
+    /// false, so dashboards do not show deleted stacks forever.
+    pub fn retain_ready(&self, exists: impl Fn(&str, &str) -> bool) {
+        let Ok(mut known) = self.ready_stacks.lock() else {
+            return;
+        };
+        known.retain(|l| {
+            let keep = exists(&l.namespace, &l.name);
+            if !keep {
+                self.ready.remove(l);
+            }
+            keep
+        });
     }
 
     pub fn child_write(&self, key: &str) {

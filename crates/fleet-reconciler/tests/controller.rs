@@ -644,6 +644,17 @@ async fn deleting_the_stack_garbage_collects_its_children() {
         all_children_exist(&env, &uid).await.then_some(())
     })
     .await;
+    let ready_series = || {
+        let mut text = String::new();
+        let registry = fleet_runtime::http::MetricsSource::registry(env.metrics.as_ref());
+        prometheus_client::encoding::text::encode(&mut text, registry).expect("encode");
+        text.lines()
+            .any(|l| l.starts_with("fleet_reconciler_stack_ready") && l.contains(&env.ns))
+    };
+    wait_for("stack_ready of the stack exported", || async {
+        ready_series().then_some(())
+    })
+    .await;
     env.stacks()
         .delete("demo", &DeleteParams::default())
         .await
@@ -651,6 +662,11 @@ async fn deleting_the_stack_garbage_collects_its_children() {
     // The controller-manager's garbage collector follows ownerReferences.
     wait_for("children garbage-collected", || async {
         no_children_left(&env).await.then_some(())
+    })
+    .await;
+    // And the controller forgets the deleted stack's Ready gauge.
+    wait_for("stack_ready of the deleted stack removed", || async {
+        (!ready_series()).then_some(())
     })
     .await;
 }
