@@ -279,9 +279,8 @@ struct ComponentsRun {
 ///
 /// The operator's probe has two parts: `/readyz` inside the server run, and
 /// "every expected agent is connected", which can only pass once the agents
-/// run: once everything is Ready the operator Score runs again with the
-/// expected agents (its objects are unchanged, so that run writes nothing)
-/// and its result replaces the first (docs/adr/0052).
+/// run: once everything is Ready the FleetAgent check runs on its own and
+/// its result replaces the first (docs/adr/0052).
 async fn run_components(
     stack: &FleetStack,
     ctx: &Context,
@@ -348,7 +347,24 @@ async fn run_components(
         && let Some(score) = resolve::operator(stack, &r)
         && !score.expected_agents.is_empty()
     {
-        let result = execute(ctx, &score).await;
+        // Its objects were applied and /readyz passed moments ago in the
+        // server run: only the FleetAgent check is left.
+        let result = fleet_scores::operator::inventory(
+            ctx.topology.client(),
+            &namespace,
+            &score.expected_agents,
+            std::time::Instant::now(),
+            score.probe_timeout,
+        )
+        .await
+        .map(|(probe, units)| fleet_scores::Outcome {
+            component: fleet_scores::operator::COMPONENT,
+            written: Vec::new(),
+            unchanged: 0,
+            deleted: Vec::new(),
+            probe,
+            units: Some(units),
+        });
         let (result, units) = record(ctx, "operator", "OperatorReady", result);
         run.agents_connected = units.map(|(connected, _)| connected);
         if let Some(slot) = run.results.iter_mut().find(|x| x.component == "operator") {

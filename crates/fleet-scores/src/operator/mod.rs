@@ -26,7 +26,7 @@ use crate::apply;
 use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
 use crate::topology::KubernetesTopology;
 pub use objects::{COMPONENT, OperatorInput, OperatorNames, OperatorObjects, build, rules};
-pub use probe::{AgentsCheck, check_agents, smoke_probe};
+pub use probe::{AgentsCheck, check_agents, inventory, smoke_probe};
 
 /// The fleet operator runtime of one FleetStack.
 #[derive(Debug, Clone)]

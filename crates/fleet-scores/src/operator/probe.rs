@@ -179,21 +179,37 @@ pub async fn smoke_probe(
     if !ready.passed() {
         return Ok((ready, Some(none_connected)));
     }
+    let (outcome, units) = inventory(client, namespace, expected, started, deadline).await?;
+    Ok((outcome, Some(units)))
+}
+
+/// Step 2 alone, for a caller that has just seen `/readyz` pass (the
+/// reconciler, once the agents are deployed): the FleetAgent check within
+/// what is left of `deadline` since `started`, with `(connected, expected)`.
+pub async fn inventory(
+    client: &Client,
+    namespace: &str,
+    expected: &[String],
+    started: Instant,
+    deadline: Duration,
+) -> Result<(ProbeOutcome, (i32, i32)), InterpretError> {
     let left = deadline.saturating_sub(started.elapsed());
-    match agents_check(client, namespace, expected, left).await? {
-        Some(check) => Ok((check.outcome(started.elapsed()), Some(check.units()))),
-        None => Ok((
-            ProbeOutcome::Failed {
-                reason: "ProbeTimeout",
-                message: format!(
-                    "operator: listing FleetAgents in {namespace} did not answer within {}s",
-                    deadline.as_secs()
-                ),
-                latency: started.elapsed(),
-            },
-            Some(none_connected),
-        )),
-    }
+    Ok(
+        match agents_check(client, namespace, expected, left).await? {
+            Some(check) => (check.outcome(started.elapsed()), check.units()),
+            None => (
+                ProbeOutcome::Failed {
+                    reason: "ProbeTimeout",
+                    message: format!(
+                        "operator: listing FleetAgents in {namespace} did not answer within {}s",
+                        deadline.as_secs()
+                    ),
+                    latency: started.elapsed(),
+                },
+                check_agents(expected, &[]).units(),
+            ),
+        },
+    )
 }
 
 #[cfg(test)]
