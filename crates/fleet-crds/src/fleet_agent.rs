@@ -13,6 +13,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::status::conditions_schema;
+
 /// Label naming the FleetStack whose operator runtime wrote a FleetAgent
 /// (its `FLEET_OWNER_STACK`). An operator runtime lists, adopts, deletes
 /// and sends commands to only the FleetAgents carrying its own stack's
@@ -82,27 +84,4 @@ pub struct FleetAgentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
-}
-
-/// Condition list schema (`metav1.Condition`, `listType=map` keyed by
-/// `type`), shared by FleetAgent and FleetCommand. Same shape as the
-/// FleetStack one in `status.rs`, which is private to that module.
-pub(crate) fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "type": "array",
-        "x-kubernetes-list-type": "map",
-        "x-kubernetes-list-map-keys": ["type"],
-        "items": {
-            "type": "object",
-            "required": ["type", "status", "lastTransitionTime", "reason", "message"],
-            "properties": {
-                "type": {"type": "string", "maxLength": 316},
-                "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-                "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
-                "lastTransitionTime": {"type": "string", "format": "date-time"},
-                "reason": {"type": "string", "maxLength": 1024},
-                "message": {"type": "string", "maxLength": 32768}
-            }
-        }
-    })
 }

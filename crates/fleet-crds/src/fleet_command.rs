@@ -12,7 +12,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::fleet_agent::conditions_schema;
+use crate::status::conditions_schema;
 
 /// Condition types of a FleetCommand.
 pub const COMPLETE: &str = "Complete";

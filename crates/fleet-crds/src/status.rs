@@ -81,8 +81,9 @@ impl AgentsStatus {
 }
 
 /// Condition list schema: `metav1.Condition` items, `listType=map` keyed by
-/// `type`, so server-side apply merges conditions by type.
-fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+/// `type`, so server-side apply merges conditions by type. Shared by
+/// FleetStack, FleetAgent and FleetCommand.
+pub(crate) fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "array",
         "x-kubernetes-list-type": "map",
