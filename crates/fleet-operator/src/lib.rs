@@ -125,23 +125,10 @@ pub async fn run(
     ready.store(true, Ordering::Relaxed);
 
     let lost = CancellationToken::new();
-    if let Some(lease) = &config.leader_election {
-        if !leader::acquire(&client, lease, &token).await {
-            return Ok(());
-        }
-        tokio::spawn(leader::hold(
-            client.clone(),
-            lease.clone(),
-            token.clone(),
-            lost.clone(),
-        ));
-        let (t, l) = (token.clone(), lost.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = l.cancelled() => t.cancel(),
-                _ = t.cancelled() => {}
-            }
-        });
+    if let Some(lease) = &config.leader_election
+        && !leader::lead(&client, lease, &token, &lost).await
+    {
+        return Ok(());
     }
 
     info!(namespace = %ns, owner = ?config.owner_stack, "fleet-operator started");

@@ -186,23 +186,10 @@ pub async fn run_with_metrics(
     // (maxUnavailable 0) needs the new pod Ready while the old one leads.
     ready.store(true, Ordering::Relaxed);
     let lost = CancellationToken::new();
-    if let Some(lease) = &config.leader_election {
-        if !leader::acquire(&client, lease, &token).await {
-            return Ok(());
-        }
-        tokio::spawn(leader::hold(
-            client.clone(),
-            lease.clone(),
-            token.clone(),
-            lost.clone(),
-        ));
-        let (t, l) = (token.clone(), lost.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = l.cancelled() => t.cancel(),
-                _ = t.cancelled() => {}
-            }
-        });
+    if let Some(lease) = &config.leader_election
+        && !leader::lead(&client, lease, &token, &lost).await
+    {
+        return Ok(());
     }
     // Deleted stacks are never reconciled again: drop their Ready gauge
     // from what the controller's cache no longer holds.

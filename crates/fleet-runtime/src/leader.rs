@@ -146,6 +146,34 @@ pub async fn acquire(client: &Client, cfg: &LeaseConfig, shutdown: &Cancellation
     }
 }
 
+/// Waits for the Lease, then renews it in the background; losing it
+/// cancels `lost` and `shutdown` (so the caller's work stops and it can
+/// exit as a follower). `false` when `shutdown` fired before acquiring.
+pub async fn lead(
+    client: &Client,
+    cfg: &LeaseConfig,
+    shutdown: &CancellationToken,
+    lost: &CancellationToken,
+) -> bool {
+    if !acquire(client, cfg, shutdown).await {
+        return false;
+    }
+    tokio::spawn(hold(
+        client.clone(),
+        cfg.clone(),
+        shutdown.clone(),
+        lost.clone(),
+    ));
+    let (t, l) = (shutdown.clone(), lost.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = l.cancelled() => t.cancel(),
+            _ = t.cancelled() => {}
+        }
+    });
+    true
+}
+
 /// Gives the Lease up on a clean shutdown (holder cleared, renew time kept)
 /// so that a follower takes over at its next retry instead of waiting for
 /// the Lease to expire. Best effort: a failure only costs that wait.
