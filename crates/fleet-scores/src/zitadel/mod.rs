@@ -366,16 +366,21 @@ impl ZitadelInterpret {
             Ok(api) => api,
             Err(e) => return Ok(Err(failed(e.reason(), format!("identity: {e}")))),
         };
+        // Client secrets only for identities that have none stored yet:
+        // generating one replaces the previous secret in Zitadel, so a
+        // Secret that cannot be read must stop provisioning, not look empty.
+        let mut wanted = Vec::new();
+        for (secret, ids) in [
+            (s.agent_secret.clone(), s.expected_agents.clone()),
+            (probe_secret(&s.stack), vec![probe_user(&s.stack)]),
+        ] {
+            let stored = key_names(client, ns, &secret).await?;
+            wanted.push((secret, ids, stored));
+        }
         let provisioned = async {
             let project = api.ensure_project(&format!("{}-fleet", s.stack)).await?;
-            // Client secrets only for identities that have none stored yet:
-            // generating one replaces the previous secret in Zitadel.
             let mut fresh = Vec::new();
-            for (secret, ids) in [
-                (s.agent_secret.clone(), s.expected_agents.clone()),
-                (probe_secret(&s.stack), vec![probe_user(&s.stack)]),
-            ] {
-                let stored = key_names(client, ns, &secret).await.ok().flatten();
+            for (secret, ids, stored) in wanted {
                 let mut values = BTreeMap::new();
                 for id in ids {
                     if stored.as_ref().is_some_and(|k| k.contains(&id)) {
