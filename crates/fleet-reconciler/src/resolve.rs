@@ -187,9 +187,7 @@ pub fn agents(stack: &FleetStack, r: &StackRef) -> Option<Result<FleetAgentScore
     let spec = stack.spec.agents.as_ref()?;
     let oidc = if callout_mode(stack) {
         let identity = stack.spec.identity.as_ref();
-        let issuer = identity
-            .and_then(|_| self::identity(stack, r))
-            .and_then(|i| i.issuer());
+        let issuer = self::identity(stack, r).and_then(|i| i.issuer());
         match (identity, issuer) {
             (Some(identity), Some(issuer)) => Some(AgentOidc {
                 issuer,
