@@ -322,32 +322,44 @@ fn granted(r: &Rendered, group: &str, resource: &str) -> BTreeSet<String> {
     verbs
 }
 
-/// The ClusterRole follows the code: every kind a Score may own (the list
-/// orphan pruning and `.owns()` use) gets exactly the verbs of server-side
-/// apply + pruning, and nothing else is granted on children. When a Score
-/// starts owning a new kind, this fails until the chart grants it.
+/// The ClusterRole follows the code: what every component needs
+/// (`Component::controller_rules`: the child verbs of server-side apply and
+/// pruning on every kind it may own, plus what its own Roles delegate, which
+/// the RBAC escalation check requires the controller to hold) and nothing
+/// else on children. A component that starts owning a new kind fails this
+/// until the chart grants it.
 #[test]
 fn cluster_role_covers_exactly_what_the_controller_touches() {
     let r = render_default();
-    let child_verbs: BTreeSet<String> = ["get", "list", "watch", "create", "patch", "delete"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut needed: std::collections::BTreeMap<(String, String), BTreeSet<String>> =
+        Default::default();
+    let rules = fleet_scores::Component::ALL
+        .into_iter()
+        .flat_map(|c| c.controller_rules())
+        .chain(fleet_scores::component::wake_rules());
+    {
+        for rule in rules {
+            for g in rule.api_groups.iter().flatten() {
+                for res in rule.resources.iter().flatten() {
+                    needed
+                        .entry((g.clone(), res.clone()))
+                        .or_default()
+                        .extend(rule.verbs.iter().cloned());
+                }
+            }
+        }
+    }
     let mut expected: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut owned = fleet_scores::zitadel::owned_kinds(true);
-    owned.extend(fleet_scores::callout::owned_kinds(true));
-    owned.extend(fleet_scores::operator::owned_kinds(true));
-    owned.sort_by(|a, b| (&a.group, &a.plural).cmp(&(&b.group, &b.plural)));
-    owned.dedup_by(|a, b| a.group == b.group && a.plural == b.plural);
-    for kind in owned {
+    for ((group, resource), verbs) in &needed {
+        if group == "fleet.nationtech.io" && resource == "fleetstacks" {
+            continue; // the operator's get: covered by the controller's own watch below
+        }
         assert_eq!(
-            granted(&r, &kind.group, &kind.plural),
-            child_verbs,
-            "ClusterRole verbs on {}/{} (owned by a Score)",
-            kind.group,
-            kind.plural
+            &granted(&r, group, resource),
+            verbs,
+            "ClusterRole verbs on {group}/{resource} must equal what the components need"
         );
-        expected.insert((kind.group.clone(), kind.plural.clone()));
+        expected.insert((group.clone(), resource.clone()));
     }
     // The controller's own resources.
     let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
@@ -363,41 +375,6 @@ fn cluster_role_covers_exactly_what_the_controller_touches() {
         granted(&r, "events.k8s.io", "events"),
         set(&["create", "patch"])
     );
-    // Delegated: the operator runtime's Role (with leader election, the
-    // largest variant) may only hold what the controller holds (the RBAC
-    // escalation check); fleetagents list is also the operator's probe.
-    let operator = fleet_scores::operator::OperatorInput {
-        stack: "s".into(),
-        namespace: "n".into(),
-        owner: Default::default(),
-        spec: fleet_crds::OperatorSpec {
-            image: "i".into(),
-            replicas: 2,
-        },
-    };
-    let mut delegated: std::collections::BTreeMap<(String, String), BTreeSet<String>> =
-        Default::default();
-    for rule in fleet_scores::operator::objects::rules(&operator) {
-        for g in rule.api_groups.iter().flatten() {
-            for res in rule.resources.iter().flatten() {
-                delegated
-                    .entry((g.clone(), res.clone()))
-                    .or_default()
-                    .extend(rule.verbs.iter().cloned());
-            }
-        }
-    }
-    for ((group, resource), verbs) in &delegated {
-        if group == "fleet.nationtech.io" && resource == "fleetstacks" {
-            continue; // covered by the controller's own watch below
-        }
-        assert_eq!(
-            &granted(&r, group, resource),
-            verbs,
-            "ClusterRole verbs on {group}/{resource} must equal the operator Role's"
-        );
-        expected.insert((group.clone(), resource.clone()));
-    }
     expected.insert(("fleet.nationtech.io".into(), "fleetstacks".into()));
     expected.insert(("fleet.nationtech.io".into(), "fleetstacks/status".into()));
     expected.insert(("events.k8s.io".into(), "events".into()));

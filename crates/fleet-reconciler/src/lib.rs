@@ -18,20 +18,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use fleet_crds::FleetStack;
+use fleet_crds::{FleetAgent, FleetStack};
 use fleet_runtime::http;
 use fleet_scores::{K8sTopology, KubernetesTopology, ProbeRoute, labels};
 use futures::StreamExt;
-use k8s_openapi::api::{
-    apps::v1::{Deployment, StatefulSet},
-    batch::v1::Job,
-    core::v1::{ConfigMap, Secret, Service, ServiceAccount},
-    policy::v1::PodDisruptionBudget,
-    rbac::v1::{Role, RoleBinding},
-};
+use k8s_openapi::api::core::v1::{Endpoints, Pod};
+use kube::runtime::reflector::ObjectRef;
 use kube::{
     Api, Client,
-    api::ListParams,
+    api::{DynamicObject, ListParams},
     runtime::{
         Controller,
         events::{Recorder, Reporter},
@@ -155,9 +150,6 @@ pub async fn run_with_metrics(
 
     // Children are watched only when they carry our managed-by label.
     let owned = watcher::Config::default().labels(&labels::managed_selector());
-    let child_api =
-        |c: &Client| -> (Client, Option<String>) { (c.clone(), config.namespace.clone()) };
-    let (c, ns) = child_api(&client);
     // Bounded concurrency: 200 stacks reconciling at once would open 200
     // connections (and TLS handshakes) to the API server for no gain.
     let runtime_config =
@@ -166,22 +158,37 @@ pub async fn run_with_metrics(
         stacks,
         watcher::Config::default().labels(&class_selector(&config.class)),
     )
-    .owns(api::<StatefulSet>(&c, &ns), owned.clone())
-    // callout, operator, managed Zitadel
-    .owns(api::<Deployment>(&c, &ns), owned.clone())
-    // managed Zitadel's init/setup stages
-    .owns(api::<Job>(&c, &ns), owned.clone())
-    // the operator runtime's: a deleted Role is restored at once
-    .owns(api::<Role>(&c, &ns), owned.clone())
-    .owns(api::<RoleBinding>(&c, &ns), owned.clone())
-    .owns(api::<Service>(&c, &ns), owned.clone())
-    .owns(api::<ConfigMap>(&c, &ns), owned.clone())
-    .owns(api::<Secret>(&c, &ns), owned.clone())
-    .owns(api::<ServiceAccount>(&c, &ns), owned.clone());
-    controller = controller.with_config(runtime_config);
-    if pdb_v1 {
-        controller = controller.owns(api::<PodDisruptionBudget>(&c, &ns), owned.clone());
+    .with_config(runtime_config);
+    // Every kind a component may own (fleet_scores::Component::owned_kinds):
+    // a child changed or deleted by hand wakes its stack at once.
+    for kind in fleet_scores::component::all_owned_kinds(pdb_v1) {
+        let api: Api<DynamicObject> = match &config.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &kind),
+            None => Api::all_with(client.clone(), &kind),
+        };
+        controller = controller.owns_with(api, kind, owned.clone());
     }
+    // What a probe waits for, so the probe runs when it can pass instead
+    // of on a timer: our pods turning ready, their Service endpoints (the
+    // endpoints controller copies the Service's labels), and the
+    // FleetAgents the operator runtime writes (the operator's follow-up
+    // check reads them; docs/adr/0011).
+    controller = controller
+        .watches(
+            child_api::<Pod>(&client, &config.namespace),
+            owned.clone(),
+            |pod| stack_of(&pod, labels::INSTANCE),
+        )
+        .watches(
+            child_api::<Endpoints>(&client, &config.namespace),
+            owned.clone(),
+            |ep| stack_of(&ep, labels::INSTANCE),
+        )
+        .watches(
+            child_api::<FleetAgent>(&client, &config.namespace),
+            watcher::Config::default().labels(fleet_crds::fleet_agent::STACK_LABEL),
+            |agent| stack_of(&agent, fleet_crds::fleet_agent::STACK_LABEL),
+        );
     // Ready before leadership: a follower is healthy, and a rolling update
     // (maxUnavailable 0) needs the new pod Ready while the old one leads.
     ready.store(true, Ordering::Relaxed);
@@ -227,6 +234,23 @@ pub async fn run_with_metrics(
     Ok(())
 }
 
+/// The FleetStack an object belongs to, by the label naming it.
+fn stack_of<K: kube::Resource>(obj: &K, label: &str) -> Option<ObjectRef<FleetStack>> {
+    let meta = obj.meta();
+    let stack = meta.labels.as_ref()?.get(label)?;
+    Some(ObjectRef::new(stack).within(meta.namespace.as_deref()?))
+}
+
+fn child_api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// Label that assigns a FleetStack to a named reconciler.
 pub const CLASS_LABEL: &str = "fleet.nationtech.io/reconciler";
 
@@ -235,15 +259,5 @@ pub fn class_selector(class: &Option<String>) -> String {
     match class {
         Some(name) => format!("{CLASS_LABEL}={name}"),
         None => format!("!{CLASS_LABEL}"),
-    }
-}
-
-fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
     }
 }

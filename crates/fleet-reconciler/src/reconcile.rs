@@ -1,18 +1,24 @@
-//! One reconciliation of one FleetStack:
-//! validate -> (paused? stop) -> stamp Reconciling -> run the Scores in
-//! dependency order, each blocking on its smoke probe -> delete what absent
-//! components left behind -> write status (only if it changed) -> Events on
-//! transitions -> requeue (probe interval when Ready, backoff otherwise).
+//! One reconciliation of one FleetStack, as named steps:
+//!
+//! 1. **plan** (pure): validate the spec and resolve one step per
+//!    component ([`resolve::plan`]);
+//! 2. **gate**: refuse a second operator runtime in the namespace, honour
+//!    `spec.paused`, stamp `Reconciling` for a new generation;
+//! 3. **run**: the plan's runner applies and probes each component in
+//!    dependency order and removes what absent components left behind;
+//! 4. **status** (pure, [`status`]): computed from what ran, written only
+//!    if it changed, Events on transitions;
+//! 5. **requeue**: the probe interval when Ready, backoff otherwise.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleet_crds::{AgentsStatus, FleetStack, FleetStackStatus, validate_name, validate_spec};
-use fleet_scores::server::StepReport;
-use fleet_scores::{
-    Interpret, InterpretError, K8sTopology, KubernetesTopology, ProbeOutcome, Score,
+use fleet_crds::{
+    AgentsStatus, FleetStack, FleetStackStatus, SpecError, validate_name, validate_spec,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use fleet_scores::plan::{Run, StepReport};
+use fleet_scores::{Component, InterpretError, K8sTopology, ProbeOutcome, StackRef};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{Patch, PatchParams},
@@ -72,17 +78,6 @@ impl ReconcileError {
     }
 }
 
-/// The condition each component's status sets.
-fn condition_of(component: &str) -> &'static str {
-    match component {
-        "nats" => "NatsReady",
-        "identity" => "IdentityReady",
-        "callout" => "CalloutReady",
-        "operator" => "OperatorReady",
-        _ => "AgentsReady",
-    }
-}
-
 pub async fn reconcile(
     stack: Arc<FleetStack>,
     ctx: Arc<Context>,
@@ -99,92 +94,140 @@ pub async fn reconcile(
     let generation = stack.meta().generation.unwrap_or(0);
     let live = stack.status.clone().unwrap_or_default();
 
-    let valid = match (validate_name(&name), validate_spec(&stack.spec)) {
-        (Ok(()), spec) => spec,
-        (Err(e), Ok(())) => Err(vec![e]),
-        (Err(e), Err(mut rest)) => {
-            rest.insert(0, e);
-            Err(rest)
-        }
-    };
-    if let Err(errors) = valid {
-        let new = status::invalid_spec(&live, generation, &errors, &now());
-        write_status(&ctx, &stack, &live, &new).await?;
-        ctx.metrics.error("InvalidSpec");
-        ctx.metrics.set_ready(&namespace, &name, false);
+    // 1. plan
+    if let Err(errors) = validate(&stack) {
         // Nothing to retry until the spec changes.
-        return Ok(Action::await_change());
+        return stall(&ctx, &stack, &live, &errors, Action::await_change()).await;
     }
-    if let Some(conflict) = operator_conflict(&ctx, &stack).await? {
-        let new = status::invalid_spec(&live, generation, &[conflict], &now());
-        write_status(&ctx, &stack, &live, &new).await?;
-        ctx.metrics.error("InvalidSpec");
-        ctx.metrics.set_ready(&namespace, &name, false);
-        // Resolved by a change to the *other* stack, which does not wake
-        // this one: look again now and then.
-        return Ok(Action::requeue(Duration::from_secs(15)));
-    }
-    if stack.spec.paused {
-        let new = status::paused(&live, generation, &now());
-        write_status(&ctx, &stack, &live, &new).await?;
-        return Ok(Action::await_change());
-    }
-
-    let mut current = live.clone();
-    // A stack that was Stalled on an invalid spec and is valid now without a
-    // new generation (another stack's conflict went away) must be stamped
-    // again: nothing later clears an InvalidSpec Stalled.
-    let stale_invalid = fleet_crds::find_condition(&live.conditions, fleet_crds::STALLED)
-        .is_some_and(|c| c.status == "True" && c.reason == "InvalidSpec");
-    if live.observed_generation != Some(generation) || stale_invalid {
-        let stamped = status::progressing(&live, generation, &now());
-        write_status(&ctx, &stack, &live, &stamped).await?;
-        current = stamped;
-    }
-
     let owner = stack
         .controller_owner_ref(&())
         .ok_or_else(|| ReconcileError::NoUid {
             namespace: namespace.clone(),
             name: name.clone(),
         })?;
-    let run = run_components(&stack, &ctx, owner, &current).await?;
-    let results = run.results;
+    let shared = resolve::Shared::new(&stack, StackRef::new(&stack, owner));
+    let plan = resolve::plan(&stack, &shared);
 
-    // Agents that answered the smoke probe, out of the desired replicas (0
-    // answered while the probe could not run, e.g. NATS not Ready yet), and
-    // how many the operator runtime reports connected.
+    // 2. gate
+    if let Some(conflict) = operator_conflict(&ctx, &stack).await? {
+        // Resolved by a change to the *other* stack, which does not wake
+        // this one: look again now and then.
+        let again = Action::requeue(Duration::from_secs(15));
+        return stall(&ctx, &stack, &live, &[conflict], again).await;
+    }
+    if stack.spec.paused {
+        let new = status::paused(&live, generation, &now());
+        write_status(&ctx, &stack, &live, &new).await?;
+        return Ok(Action::await_change());
+    }
+    let current = stamp(&ctx, &stack, live).await?;
+
+    // 3. run
+    let run = plan
+        .run(&ctx.topology, &namespace, &name, |c| {
+            current.components.contains_key(c.name())
+        })
+        .await;
+
+    // 4. status
     let agents = stack.spec.agents.as_ref().map(|a| {
-        let (ready, desired) = run.agents_answered.unwrap_or((0, a.replicas));
-        AgentsStatus::new(desired, ready).with_connected(run.agents_connected)
+        // Answered the agents' probe (0 while it could not run, e.g. NATS
+        // not Ready yet) and connected according to the operator runtime.
+        let answered = run.units(Component::Agents).map_or(0, |u| u.ready);
+        AgentsStatus::new(a.replicas, answered)
+            .with_connected(run.units(Component::Operator).map(|u| u.ready))
     });
+    let results = results(&ctx, &stack, run)?;
     let deadline =
         Duration::from_secs(u64::try_from(stack.spec.probe.ready_deadline_seconds).unwrap_or(600));
     let new = status::finished(&current, generation, &results, agents, deadline, &now());
     write_status(&ctx, &stack, &current, &new).await?;
 
-    let ready = results.iter().all(|r| r.state == ComponentState::Ready);
-    ctx.metrics.set_ready(&namespace, &name, ready);
-    if ready {
-        ctx.backoff.reset(&key);
-        let interval = u64::try_from(stack.spec.probe.interval_seconds).unwrap_or(30);
-        Ok(Action::requeue(Duration::from_secs(interval)))
-    } else {
-        if let Some(failed) = results.iter().find(|r| r.state != ComponentState::Ready) {
-            ctx.metrics.error(&failed.reason);
+    // 5. requeue
+    Ok(requeue(&ctx, &stack, &key, &results))
+}
+
+/// Schema first, then what the schema cannot express; every error names
+/// its field.
+fn validate(stack: &FleetStack) -> Result<(), Vec<SpecError>> {
+    match (validate_name(&stack.name_any()), validate_spec(&stack.spec)) {
+        (Ok(()), spec) => spec,
+        (Err(e), Ok(())) => Err(vec![e]),
+        (Err(e), Err(mut rest)) => {
+            rest.insert(0, e);
+            Err(rest)
         }
-        // Right after a new generation the pods are still starting; the
-        // StatefulSet's status change wakes us, but kube-proxy and the
-        // Endpoints may lag it, and by then the exponential backoff would
-        // make us wait 8-16 s. Probe every 2 s during that window without
-        // advancing the backoff, which starts at 1 s once the window is over.
-        let delay = if converging_recently(&new, &now(), STARTUP_WINDOW) {
-            STARTUP_RETRY
-        } else {
-            ctx.backoff.next(&key)
-        };
-        Ok(Action::requeue(delay))
     }
+}
+
+/// Reports a spec that cannot work: Stalled, naming the fields.
+async fn stall(
+    ctx: &Context,
+    stack: &FleetStack,
+    live: &FleetStackStatus,
+    errors: &[SpecError],
+    then: Action,
+) -> Result<Action, ReconcileError> {
+    let generation = stack.meta().generation.unwrap_or(0);
+    let new = status::invalid_spec(live, generation, errors, &now());
+    write_status(ctx, stack, live, &new).await?;
+    ctx.metrics.error("InvalidSpec");
+    ctx.metrics.set_ready(
+        &stack.namespace().unwrap_or_default(),
+        &stack.name_any(),
+        false,
+    );
+    Ok(then)
+}
+
+/// Stamps `Reconciling` and the generation before any work, so no reader
+/// takes the previous generation's Ready for this one.
+async fn stamp(
+    ctx: &Context,
+    stack: &FleetStack,
+    live: FleetStackStatus,
+) -> Result<FleetStackStatus, ReconcileError> {
+    let generation = stack.meta().generation.unwrap_or(0);
+    // A stack that was Stalled on an invalid spec and is valid now without a
+    // new generation (another stack's conflict went away) must be stamped
+    // again: nothing later clears an InvalidSpec Stalled.
+    let stale_invalid = fleet_crds::find_condition(&live.conditions, fleet_crds::STALLED)
+        .is_some_and(|c| c.status == "True" && c.reason == "InvalidSpec");
+    if live.observed_generation == Some(generation) && !stale_invalid {
+        return Ok(live);
+    }
+    // A new generation starts with quick retries again.
+    ctx.backoff.reset(&format!(
+        "{}/{}",
+        stack.namespace().unwrap_or_default(),
+        stack.name_any()
+    ));
+    let stamped = status::progressing(&live, generation, &now());
+    write_status(ctx, stack, &live, &stamped).await?;
+    Ok(stamped)
+}
+
+/// The probe interval when Ready; otherwise see [`retry_delay`].
+fn requeue(ctx: &Context, stack: &FleetStack, key: &str, results: &[ComponentResult]) -> Action {
+    let ready = results.iter().all(|r| r.state == ComponentState::Ready);
+    ctx.metrics.set_ready(
+        &stack.namespace().unwrap_or_default(),
+        &stack.name_any(),
+        ready,
+    );
+    if ready {
+        ctx.backoff.reset(key);
+        let interval = u64::try_from(stack.spec.probe.interval_seconds).unwrap_or(30);
+        return Action::requeue(Duration::from_secs(interval));
+    }
+    if let Some(failed) = results.iter().find(|r| r.state != ComponentState::Ready) {
+        ctx.metrics.error(&failed.reason);
+    }
+    let interval =
+        Duration::from_secs(u64::try_from(stack.spec.probe.interval_seconds).unwrap_or(30));
+    ctx.backoff.next(key);
+    let delay = retry_delay(ctx.backoff.failures(key), interval);
+    Action::requeue(delay)
 }
 
 /// FleetAgents and FleetCommands live in the stack's namespace, so only one
@@ -245,238 +288,113 @@ pub fn error_policy(stack: Arc<FleetStack>, error: &ReconcileError, ctx: Arc<Con
     Action::requeue(delay)
 }
 
-/// How long after a generation is stamped probes retry quickly.
-const STARTUP_WINDOW: Duration = Duration::from_secs(60);
-// 1 s: a pod that just turned Ready is usually reachable a second later (kube-proxy
-// and cluster DNS catch up); shorter retries mostly add GETs for every starting stack.
-const STARTUP_RETRY: Duration = Duration::from_secs(1);
+/// How many failed reconciles in a row retry after [`QUICK_RETRY`]: a
+/// probe that fails right after its pod turned ready usually passes a
+/// second later (kube-proxy and cluster DNS catch up). The wake-ups on
+/// pods, endpoints and FleetAgents (lib.rs) cover the rest, so a stack that
+/// stays stuck falls back to the backoff quickly: about 15 reconciles in
+/// its first minute, then one per probe interval.
+const QUICK_RETRIES: u32 = 8;
+const QUICK_RETRY: Duration = Duration::from_secs(1);
 
-/// Whether `Reconciling=True` and it turned True less than `window` ago.
-fn converging_recently(status: &FleetStackStatus, now: &Time, window: Duration) -> bool {
-    fleet_crds::find_condition(&status.conditions, fleet_crds::RECONCILING)
-        .filter(|c| c.status == "True")
-        .map(|c| now.0.duration_since(c.last_transition_time.0))
-        .is_some_and(|elapsed| elapsed.as_secs() >= 0 && elapsed.unsigned_abs() < window)
+/// The delay before the next reconcile of a stack that is not Ready (pure):
+/// quick retries first, then the per-stack backoff after them, never
+/// longer than one probe interval, so a recovered stack shows Ready within
+/// one interval of the fault clearing (issue 13).
+/// `failures` counts this one too.
+fn retry_delay(failures: u32, interval: Duration) -> Duration {
+    let delay = if failures <= QUICK_RETRIES {
+        QUICK_RETRY
+    } else {
+        crate::backoff::delay_for(failures - QUICK_RETRIES - 1)
+    };
+    delay.min(interval.max(QUICK_RETRY))
 }
 
 fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
 
-/// What running the components found.
-#[derive(Default)]
-struct ComponentsRun {
-    results: Vec<ComponentResult>,
-    /// (answered the ping, desired) from the agents' smoke probe.
-    agents_answered: Option<(i32, i32)>,
-    /// FleetAgents connected, from the operator's inventory probe.
-    agents_connected: Option<i32>,
-}
-
-/// Runs `FleetServerScore` (NATS -> identity -> callout -> operator, each
-/// blocking on its smoke probe), then the agents, and deletes what
-/// components absent from the spec left behind.
-///
-/// The operator's probe has two parts: `/readyz` inside the server run, and
-/// "every expected agent is connected", which can only pass once the agents
-/// run: once everything is Ready the FleetAgent check runs on its own and
-/// its result replaces the first (docs/adr/0052).
-async fn run_components(
-    stack: &FleetStack,
+/// Turns every step's report into a status entry (and metrics, logs). A
+/// failed removal of an absent component's objects fails the reconcile:
+/// its status cannot say so, and it is retried with backoff.
+fn results(
     ctx: &Context,
-    owner: OwnerReference,
-    current: &FleetStackStatus,
-) -> Result<ComponentsRun, ReconcileError> {
-    let namespace = stack.namespace().unwrap_or_default();
-    let name = stack.name_any();
-    let r = resolve::StackRef::new(stack, owner);
-    let mut run = ComponentsRun::default();
-
-    let mut steps = resolve::server(stack, &r)
-        .run_steps(&ctx.topology, None)
-        .await;
-    let blocked_by = steps
-        .iter()
-        .find(|(_, report)| !report.ready())
-        .map(|(component, _)| *component);
-    let agents_report = match (resolve::agents(stack, &r), blocked_by) {
-        (None, _) => StepReport::Absent,
-        (Some(_), Some(on)) => StepReport::Waiting { on },
-        (Some(Err(unresolved)), None) => StepReport::Unresolved(unresolved),
-        (Some(Ok(score)), None) => StepReport::Ran(execute(ctx, &score).await),
-    };
-    steps.push(("agents", agents_report));
-
-    let all_ready = steps.iter().all(|(_, report)| report.ready());
-    for (component, report) in steps {
-        let condition = condition_of(component);
-        let (result, units) = match report {
-            StepReport::Absent => {
-                prune_absent(ctx, &namespace, &name, component, current).await?;
+    stack: &FleetStack,
+    run: Run,
+) -> Result<Vec<ComponentResult>, ReconcileError> {
+    let mut results = Vec::new();
+    for (component, report) in run.reports {
+        let result = |state, reason: &str, message: String| ComponentResult {
+            component: component.name(),
+            condition: component.condition(),
+            state,
+            reason: reason.to_string(),
+            message,
+        };
+        results.push(match report {
+            StepReport::Absent { removed } => {
+                removed_absent(ctx, stack, component, removed)?;
                 continue;
             }
-            StepReport::Waiting { on } => (
-                ComponentResult {
-                    component,
-                    condition,
-                    state: ComponentState::Waiting,
-                    reason: "DependencyNotReady".into(),
-                    message: format!("waiting for {on} to be Ready"),
-                },
-                None,
+            StepReport::Waiting { on } => result(
+                ComponentState::Waiting,
+                "DependencyNotReady",
+                format!("waiting for {} to be Ready", on.name()),
             ),
-            StepReport::Unresolved(u) => (
-                ComponentResult {
-                    component,
-                    condition,
-                    state: ComponentState::ProbeFailed,
-                    reason: u.reason.into(),
-                    message: u.message,
-                },
-                None,
-            ),
-            StepReport::Ran(result) => record(ctx, component, condition, result),
-        };
-        if component == "agents" {
-            run.agents_answered = units;
-        }
-        run.results.push(result);
-    }
-
-    if all_ready
-        && let Some(score) = resolve::operator(stack, &r)
-        && !score.expected_agents.is_empty()
-    {
-        // Its objects were applied and /readyz passed moments ago in the
-        // server run: only the FleetAgent check is left.
-        let result = fleet_scores::operator::inventory(
-            ctx.topology.client(),
-            &namespace,
-            &score.expected_agents,
-            std::time::Instant::now(),
-            score.probe_timeout,
-        )
-        .await
-        .map(|(probe, units)| fleet_scores::Outcome {
-            component: fleet_scores::operator::COMPONENT,
-            written: Vec::new(),
-            unchanged: 0,
-            deleted: Vec::new(),
-            probe,
-            units: Some(units),
+            StepReport::Unresolved(u) => result(ComponentState::ProbeFailed, u.reason, u.message),
+            StepReport::Ran(Err(e)) => {
+                result(ComponentState::ApplyFailed, e.reason(), e.to_string())
+            }
+            StepReport::Ran(Ok(outcome)) => {
+                let name = component.name();
+                for w in outcome.written.iter().chain(&outcome.deleted) {
+                    ctx.metrics.child_write(w);
+                }
+                if !outcome.written.is_empty() || !outcome.deleted.is_empty() {
+                    info!(component = name, written = ?outcome.written, deleted = ?outcome.deleted, "applied");
+                } else {
+                    debug!(component = name, unchanged = outcome.unchanged, "nothing to write");
+                }
+                ctx.metrics.probe(name, outcome.probe.latency());
+                match outcome.probe {
+                    ProbeOutcome::Passed { message, .. } => {
+                        result(ComponentState::Ready, "ProbeSucceeded", message)
+                    }
+                    ProbeOutcome::Failed {
+                        reason, message, ..
+                    } => result(ComponentState::ProbeFailed, reason, message),
+                }
+            }
         });
-        let (result, units) = record(ctx, "operator", "OperatorReady", result);
-        run.agents_connected = units.map(|(connected, _)| connected);
-        if let Some(slot) = run.results.iter_mut().find(|x| x.component == "operator") {
-            *slot = result;
-        }
     }
-    Ok(run)
+    Ok(results)
 }
 
-async fn execute<S: Score<K8sTopology>>(
+/// Records the removal of a component that left the spec.
+fn removed_absent(
     ctx: &Context,
-    score: &S,
-) -> Result<fleet_scores::Outcome, InterpretError> {
-    score.create_interpret().execute(&ctx.topology).await
-}
-
-/// Turns one Score's execution into a status entry (and metrics, logs).
-fn record(
-    ctx: &Context,
-    component: &'static str,
-    condition: &'static str,
-    result: Result<fleet_scores::Outcome, InterpretError>,
-) -> (ComponentResult, Option<(i32, i32)>) {
-    match result {
-        Ok(outcome) => {
-            for w in outcome.written.iter().chain(&outcome.deleted) {
-                ctx.metrics.child_write(w);
-            }
-            if !outcome.written.is_empty() || !outcome.deleted.is_empty() {
-                info!(component, written = ?outcome.written, deleted = ?outcome.deleted, "applied");
-            } else {
-                debug!(component, unchanged = outcome.unchanged, "nothing to write");
-            }
-            ctx.metrics.probe(component, outcome.probe.latency());
-            let result = match outcome.probe {
-                ProbeOutcome::Passed { message, .. } => ComponentResult {
-                    component,
-                    condition,
-                    state: ComponentState::Ready,
-                    reason: "ProbeSucceeded".into(),
-                    message,
-                },
-                ProbeOutcome::Failed {
-                    reason, message, ..
-                } => ComponentResult {
-                    component,
-                    condition,
-                    state: ComponentState::ProbeFailed,
-                    reason: reason.into(),
-                    message,
-                },
-            };
-            (result, outcome.units)
-        }
-        Err(e) => (
-            ComponentResult {
-                component,
-                condition,
-                state: ComponentState::ApplyFailed,
-                reason: e.reason().into(),
-                message: e.to_string(),
-            },
-            None,
-        ),
-    }
-}
-
-/// Deletes a component's objects once it left the spec. Only components
-/// that have a `components` entry can have objects, which keeps idle stacks
-/// from listing every kind for every absent component.
-async fn prune_absent(
-    ctx: &Context,
-    namespace: &str,
-    name: &str,
-    component: &'static str,
-    current: &FleetStackStatus,
+    stack: &FleetStack,
+    component: Component,
+    removed: Result<Vec<String>, InterpretError>,
 ) -> Result<(), ReconcileError> {
-    if !current.components.contains_key(component) {
-        return Ok(());
-    }
-    let kinds = owned_kinds(component, ctx.topology.serves_pdb_v1());
-    let deleted = fleet_scores::apply::prune(
-        ctx.topology.client(),
-        namespace,
-        name,
-        component,
-        &kinds,
-        &Default::default(),
-    )
-    .await
-    .map_err(|e| ReconcileError::Prune {
-        namespace: namespace.into(),
-        name: name.into(),
-        component,
-        source: Box::new(e),
-    })?;
-    for d in &deleted {
-        ctx.metrics.child_write(d);
-    }
-    if !deleted.is_empty() {
-        info!(stack = %format!("{namespace}/{name}"), component, ?deleted, "removed component left the spec");
-    }
-    Ok(())
-}
-
-/// The kinds a component's objects can have (what pruning lists).
-fn owned_kinds(component: &str, pdb_v1: bool) -> Vec<kube::core::ApiResource> {
-    match component {
-        "identity" => fleet_scores::zitadel::owned_kinds(pdb_v1),
-        "callout" => fleet_scores::callout::owned_kinds(pdb_v1),
-        "operator" => fleet_scores::operator::owned_kinds(pdb_v1),
-        _ => fleet_scores::apply::owned_kinds(pdb_v1),
+    let (namespace, name) = (stack.namespace().unwrap_or_default(), stack.name_any());
+    match removed {
+        Ok(deleted) => {
+            for d in &deleted {
+                ctx.metrics.child_write(d);
+            }
+            if !deleted.is_empty() {
+                info!(stack = %format!("{namespace}/{name}"), component = component.name(), ?deleted, "removed component left the spec");
+            }
+            Ok(())
+        }
+        Err(e) => Err(ReconcileError::Prune {
+            namespace,
+            name,
+            component: component.name(),
+            source: Box::new(e),
+        }),
     }
 }
 
@@ -539,4 +457,36 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}...", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stuck_stack_retries_quickly_then_backs_off_to_the_probe_interval() {
+        let interval = Duration::from_secs(30);
+        let b = Backoff::default();
+        let mut at = Duration::ZERO;
+        let mut first_minute = 0;
+        let mut delays = Vec::new();
+        for _ in 0..40 {
+            b.next("ns/s");
+            let d = retry_delay(b.failures("ns/s"), interval);
+            delays.push(d.as_secs());
+            if at < Duration::from_secs(60) {
+                first_minute += 1;
+            }
+            at += d;
+        }
+        assert_eq!(&delays[..8], &[1; 8], "quick retries first");
+        assert_eq!(&delays[8..14], &[1, 2, 4, 8, 16, 30]);
+        assert!(delays[14..].iter().all(|d| *d == 30), "{delays:?}");
+        assert!(first_minute <= 16, "{first_minute} reconciles in minute 1");
+        // A short probe interval caps the delay too.
+        assert_eq!(
+            retry_delay(20, Duration::from_secs(5)),
+            Duration::from_secs(5)
+        );
+    }
 }

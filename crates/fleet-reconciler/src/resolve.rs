@@ -7,86 +7,94 @@
 //!   its own client secret, instead of the shared NATS password;
 //! * the operator expects exactly the agents the agents Score deploys.
 
-use std::time::Duration;
-
 use fleet_crds::{FleetStack, NatsAuthMode};
 use fleet_scores::agents::{AgentNames, AgentOidc, FleetAgentScore};
 use fleet_scores::callout::{CalloutOidc, FleetCalloutScore};
 use fleet_scores::nats::FleetNatsScore;
 use fleet_scores::operator::FleetOperatorScore;
+pub use fleet_scores::plan::Unresolved;
+use fleet_scores::plan::{Plan, Step};
 use fleet_scores::pod::EnvSource;
-use fleet_scores::server::FleetServerScore;
-pub use fleet_scores::server::Unresolved;
 use fleet_scores::zitadel::{self, FleetZitadelScore};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::ResourceExt;
+use fleet_scores::{Component, K8sTopology, Score, StackRef};
 
-/// Everything every Score of one stack shares.
+/// The facts several components share, decided once per reconcile.
 #[derive(Debug, Clone)]
-pub struct StackRef {
-    pub stack: String,
-    pub namespace: String,
-    pub owner: OwnerReference,
-    pub probe_timeout: Duration,
+pub struct Shared {
+    pub stack: StackRef,
+    /// `nats.auth.mode: Callout`: agents log in with identity tokens.
+    pub callout_mode: bool,
+    /// `identity.managed`: the reconciler runs Zitadel and provisions it.
+    pub managed: bool,
+    /// The issuer the callout validates and agents obtain tokens from.
+    pub issuer: Option<String>,
+    /// The agent ids the stack must have (empty without agents).
+    pub expected_agents: Vec<String>,
 }
 
-impl StackRef {
-    pub fn new(stack: &FleetStack, owner: OwnerReference) -> Self {
-        StackRef {
-            stack: stack.name_any(),
-            namespace: stack.namespace().unwrap_or_default(),
-            owner,
-            probe_timeout: Duration::from_secs(
-                u64::try_from(stack.spec.probe.timeout_seconds).unwrap_or(5),
-            ),
+impl Shared {
+    pub fn new(stack: &FleetStack, r: StackRef) -> Self {
+        let spec = &stack.spec;
+        let issuer = spec.identity.as_ref().and_then(zitadel::issuer_of);
+        Shared {
+            expected_agents: spec
+                .agents
+                .as_ref()
+                .map(|a| AgentNames::new(&r.name).agent_ids(a.replicas))
+                .unwrap_or_default(),
+            callout_mode: spec
+                .nats
+                .as_ref()
+                .is_some_and(|n| n.auth.mode == NatsAuthMode::Callout),
+            managed: spec.identity.as_ref().is_some_and(|i| i.managed.is_some()),
+            issuer,
+            stack: r,
         }
     }
 }
 
-pub fn nats(stack: &FleetStack, r: &StackRef) -> Option<FleetNatsScore> {
-    let spec = stack.spec.nats.as_ref()?;
-    Some(FleetNatsScore {
-        stack: r.stack.clone(),
-        namespace: r.namespace.clone(),
-        owner: r.owner.clone(),
-        spec: spec.clone(),
-        probe_timeout: r.probe_timeout,
+/// The stack's plan: one step per component, each resolved below.
+pub fn plan(stack: &FleetStack, shared: &Shared) -> Plan<K8sTopology> {
+    Plan::new(|component| match component {
+        Component::Nats => step(nats(stack, shared).map(Ok)),
+        Component::Identity => step(identity(stack, shared).map(Ok)),
+        Component::Callout => step(callout(stack, shared)),
+        Component::Operator => step(operator(stack, shared).map(Ok)),
+        Component::Agents => step(agents(stack, shared)),
     })
 }
 
-fn callout_mode(stack: &FleetStack) -> bool {
-    stack
-        .spec
-        .nats
-        .as_ref()
-        .is_some_and(|n| n.auth.mode == NatsAuthMode::Callout)
+fn step<S: Score<K8sTopology> + 'static>(
+    resolved: Option<Result<S, Unresolved>>,
+) -> Step<K8sTopology> {
+    match resolved {
+        None => Step::Absent,
+        Some(Err(unresolved)) => Step::Unresolved(unresolved),
+        Some(Ok(score)) => Step::Run(Box::new(score)),
+    }
 }
 
-fn managed(stack: &FleetStack) -> bool {
-    stack
-        .spec
-        .identity
-        .as_ref()
-        .is_some_and(|i| i.managed.is_some())
+pub fn nats(stack: &FleetStack, shared: &Shared) -> Option<FleetNatsScore> {
+    Some(FleetNatsScore {
+        stack: shared.stack.clone(),
+        spec: stack.spec.nats.clone()?,
+    })
 }
 
-pub fn identity(stack: &FleetStack, r: &StackRef) -> Option<FleetZitadelScore> {
+pub fn identity(stack: &FleetStack, shared: &Shared) -> Option<FleetZitadelScore> {
     let spec = stack.spec.identity.as_ref()?;
     Some(FleetZitadelScore {
-        stack: r.stack.clone(),
-        namespace: r.namespace.clone(),
-        owner: r.owner.clone(),
+        stack: shared.stack.clone(),
         spec: spec.clone(),
         probe_scope: spec.scope.clone(),
-        probe_timeout: r.probe_timeout,
         // A managed Zitadel gets a machine user per agent only when agents
         // log in with tokens.
-        expected_agents: if callout_mode(stack) {
-            expected_agents(stack, r)
+        expected_agents: if shared.callout_mode {
+            shared.expected_agents.clone()
         } else {
             Vec::new()
         },
-        agent_secret: spec.agent_credentials_secret(&r.stack),
+        agent_secret: spec.agent_credentials_secret(&shared.stack.name),
     })
 }
 
@@ -98,105 +106,72 @@ fn from_project(stack: &str, key: &str) -> EnvSource {
     }
 }
 
-pub fn callout(stack: &FleetStack, r: &StackRef) -> Option<Result<FleetCalloutScore, Unresolved>> {
+pub fn callout(
+    stack: &FleetStack,
+    shared: &Shared,
+) -> Option<Result<FleetCalloutScore, Unresolved>> {
     let spec = stack.spec.callout.as_ref()?;
-    let resolved = (|| {
-        let issuer = identity(stack, r)
-            .and_then(|i| i.issuer())
-            .ok_or_else(|| Unresolved {
-                reason: "NoIdentity",
-                message: "callout: spec.identity names no issuer".into(),
-            })?;
-        // Validation requires the audience with an external issuer; a
-        // managed Zitadel publishes its project id (docs/adr/0037).
-        let audience = match (&spec.audience, managed(stack)) {
-            (Some(a), _) => EnvSource::Literal(a.clone()),
-            (None, true) => from_project(&r.stack, zitadel::PROJECT_ID_KEY),
-            (None, false) => {
-                return Err(Unresolved {
-                    reason: "AudienceUnknown",
-                    message: "callout: set spec.callout.audience".into(),
-                });
-            }
-        };
-        // Zitadel's `sub` is a numeric user id; its access tokens carry the
-        // machine user's name (= the agent id) in `client_id`.
-        let identity_claim = spec
-            .identity_claim
-            .clone()
-            .or_else(|| managed(stack).then(|| "client_id".to_string()));
-        Ok(FleetCalloutScore {
-            stack: r.stack.clone(),
-            namespace: r.namespace.clone(),
-            owner: r.owner.clone(),
-            spec: spec.clone(),
-            oidc: CalloutOidc {
-                issuer,
-                audience,
-                identity_claim,
-                introspection_secret: spec
-                    .introspection_credentials
-                    .as_ref()
-                    .map(|s| s.name.clone()),
-            },
-            probe_timeout: r.probe_timeout,
-        })
-    })();
-    Some(resolved)
-}
-
-/// The agent ids the stack must have (empty without agents).
-pub fn expected_agents(stack: &FleetStack, r: &StackRef) -> Vec<String> {
-    stack
-        .spec
-        .agents
-        .as_ref()
-        .map(|a| AgentNames::new(&r.stack).agent_ids(a.replicas))
-        .unwrap_or_default()
-}
-
-pub fn operator(stack: &FleetStack, r: &StackRef) -> Option<FleetOperatorScore> {
-    let spec = stack.spec.operator.as_ref()?;
-    Some(FleetOperatorScore {
-        stack: r.stack.clone(),
-        namespace: r.namespace.clone(),
-        owner: r.owner.clone(),
+    let Some(issuer) = shared.issuer.clone() else {
+        return Some(Err(Unresolved {
+            reason: "NoIdentity",
+            message: "callout: spec.identity names no issuer".into(),
+        }));
+    };
+    // Validation requires the audience with an external issuer; a managed
+    // Zitadel publishes its project id (docs/adr/0037).
+    let audience = match (&spec.audience, shared.managed) {
+        (Some(a), _) => EnvSource::Literal(a.clone()),
+        (None, true) => from_project(&shared.stack.name, zitadel::PROJECT_ID_KEY),
+        (None, false) => {
+            return Some(Err(Unresolved {
+                reason: "AudienceUnknown",
+                message: "callout: set spec.callout.audience".into(),
+            }));
+        }
+    };
+    // Zitadel's `sub` is a numeric user id; its access tokens carry the
+    // machine user's name (= the agent id) in `client_id`.
+    let identity_claim = spec
+        .identity_claim
+        .clone()
+        .or_else(|| shared.managed.then(|| "client_id".to_string()));
+    Some(Ok(FleetCalloutScore {
+        stack: shared.stack.clone(),
         spec: spec.clone(),
-        probe_timeout: r.probe_timeout,
-        expected_agents: expected_agents(stack, r),
+        oidc: CalloutOidc {
+            issuer,
+            audience,
+            identity_claim,
+            introspection_secret: spec
+                .introspection_credentials
+                .as_ref()
+                .map(|s| s.name.clone()),
+        },
+    }))
+}
+
+/// The operator expects exactly the agents the agents Score deploys; it
+/// checks them in its follow-up, once the agents run (docs/adr/0052).
+pub fn operator(stack: &FleetStack, shared: &Shared) -> Option<FleetOperatorScore> {
+    Some(FleetOperatorScore {
+        stack: shared.stack.clone(),
+        spec: stack.spec.operator.clone()?,
+        expected_agents: shared.expected_agents.clone(),
     })
 }
 
-/// The server side as one composite Score. Its operator step checks
-/// readiness only: agents are deployed after the server, so "every agent
-/// connected" cannot hold yet on a first rollout (the reconciler checks it
-/// once the agents are Ready, docs/adr/0052).
-pub fn server(stack: &FleetStack, r: &StackRef) -> FleetServerScore {
-    FleetServerScore {
-        nats: nats(stack, r),
-        identity: identity(stack, r),
-        callout: callout(stack, r),
-        operator: operator(stack, r).map(|mut o| {
-            o.expected_agents.clear();
-            o
-        }),
-    }
-}
-
-pub fn agents(stack: &FleetStack, r: &StackRef) -> Option<Result<FleetAgentScore, Unresolved>> {
+pub fn agents(stack: &FleetStack, shared: &Shared) -> Option<Result<FleetAgentScore, Unresolved>> {
     let spec = stack.spec.agents.as_ref()?;
-    let oidc = if callout_mode(stack) {
-        let identity = stack.spec.identity.as_ref();
-        let issuer = self::identity(stack, r).and_then(|i| i.issuer());
-        match (identity, issuer) {
+    let oidc = if shared.callout_mode {
+        match (stack.spec.identity.as_ref(), &shared.issuer) {
             (Some(identity), Some(issuer)) => Some(AgentOidc {
-                issuer,
-                scope: match (&identity.scope, identity.managed.is_some()) {
+                issuer: issuer.clone(),
+                scope: match (&identity.scope, shared.managed) {
                     (Some(scope), _) => Some(EnvSource::Literal(scope.clone())),
-                    (None, true) => Some(from_project(&r.stack, zitadel::SCOPE_KEY)),
+                    (None, true) => Some(from_project(&shared.stack.name, zitadel::SCOPE_KEY)),
                     (None, false) => None,
                 },
-                secret: identity.agent_credentials_secret(&r.stack),
+                secret: identity.agent_credentials_secret(&shared.stack.name),
             }),
             _ => {
                 return Some(Err(Unresolved {
@@ -210,12 +185,9 @@ pub fn agents(stack: &FleetStack, r: &StackRef) -> Option<Result<FleetAgentScore
         None
     };
     Some(Ok(FleetAgentScore {
-        stack: r.stack.clone(),
-        namespace: r.namespace.clone(),
-        owner: r.owner.clone(),
+        stack: shared.stack.clone(),
         spec: spec.clone(),
         oidc,
-        probe_timeout: r.probe_timeout,
     }))
 }
 
@@ -226,6 +198,7 @@ mod tests {
         AgentsSpec, CalloutSpec, ExternalIdentitySpec, FleetStackSpec, IdentitySpec, NatsSpec,
         OperatorSpec, SecretRef,
     };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
     fn owner() -> OwnerReference {
         OwnerReference {
@@ -238,10 +211,10 @@ mod tests {
         }
     }
 
-    fn stack(spec: FleetStackSpec) -> (FleetStack, StackRef) {
+    fn stack(spec: FleetStackSpec) -> (FleetStack, Shared) {
         let mut s = FleetStack::new("demo", spec);
         s.metadata.namespace = Some("fleet".into());
-        let r = StackRef::new(&s, owner());
+        let r = Shared::new(&s, StackRef::new(&s, owner()));
         (s, r)
     }
 
@@ -377,6 +350,7 @@ mod tests {
         assert!(identity(&s, &r).is_none());
         assert!(operator(&s, &r).is_none());
         assert!(agents(&s, &r).is_none());
-        assert!(expected_agents(&s, &r).is_empty());
+        assert!(r.expected_agents.is_empty());
+        assert!(plan(&s, &r).is_empty());
     }
 }

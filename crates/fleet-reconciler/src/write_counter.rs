@@ -1,7 +1,7 @@
-//! A tower layer for the kube `Client` that records every write request
-//! (anything but GET/HEAD/OPTIONS) the client sends. Tests and benchmarks
-//! wrap the controller's client with it to count API writes independently
-//! of the controller's own bookkeeping.
+//! A tower layer for the kube `Client` that records every request the
+//! client sends. Tests and benchmarks wrap the controller's client with it
+//! to count API writes (anything but GET/HEAD/OPTIONS) and reads
+//! independently of the controller's own bookkeeping.
 
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -9,19 +9,36 @@ use std::task::{Context, Poll};
 use http::{Method, Request};
 use tower::{Layer, Service};
 
-/// `METHOD path` of each write, in order.
+/// `METHOD path` of each request, in order (`?query` for reads, which
+/// tells a watch from a list).
 #[derive(Debug, Default, Clone)]
 pub struct WriteLog {
     inner: Arc<Mutex<Vec<String>>>,
 }
 
+fn is_write(entry: &str) -> bool {
+    !["GET ", "HEAD ", "OPTIONS "]
+        .iter()
+        .any(|m| entry.starts_with(m))
+}
+
 impl WriteLog {
+    /// The writes.
     pub fn entries(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter(|e| is_write(e))
+            .collect()
+    }
+
+    /// Every request, reads included.
+    pub fn requests(&self) -> Vec<String> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// How many writes.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.entries().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -74,10 +91,15 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-            self.log
-                .push(format!("{} {}", req.method(), req.uri().path()));
-        }
+        let entry = if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+            match req.uri().query() {
+                Some(q) => format!("{} {}?{q}", req.method(), req.uri().path()),
+                None => format!("{} {}", req.method(), req.uri().path()),
+            }
+        } else {
+            format!("{} {}", req.method(), req.uri().path())
+        };
+        self.log.push(entry);
         self.inner.call(req)
     }
 }

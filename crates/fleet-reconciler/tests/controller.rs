@@ -596,6 +596,32 @@ async fn an_unchanged_stack_costs_zero_writes_per_reconcile() {
         "an idle stack wrote: {writes:?}\nlast statuses:\n{}",
         history.join("\n")
     );
+    // Reads: GETs of what it applies and probes, and no LIST of children
+    // (pruning lists only after a write; docs/adr/0012).
+    let reconciles = (env.reconciles() - before).max(1);
+    let reads: Vec<String> = env
+        .writes
+        .requests()
+        .into_iter()
+        .filter(|r| !r.contains("watch=true"))
+        .collect();
+    let child_plurals: Vec<String> = fleet_scores::component::all_owned_kinds(true)
+        .into_iter()
+        .map(|k| format!("/{}", k.plural))
+        .collect();
+    let lists: Vec<&String> = reads
+        .iter()
+        .filter(|r| {
+            let path = r.split('?').next().unwrap_or(r);
+            child_plurals.iter().any(|p| path.ends_with(p.as_str()))
+        })
+        .collect();
+    assert!(lists.is_empty(), "an idle stack listed children: {lists:?}");
+    eprintln!(
+        "idle NATS-only stack: {} API requests in {reconciles} reconciles ({:.1} per reconcile, 0 writes, 0 LIST)",
+        reads.len(),
+        reads.len() as f64 / reconciles as f64
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

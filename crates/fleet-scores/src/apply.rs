@@ -1,14 +1,10 @@
 //! Applying desired objects: server-side apply with the one field manager,
 //! in the order given, skipping objects whose desired state did not change;
-//! and deleting a component's objects that are no longer desired.
+//! and deleting a component's objects that are no longer desired. Scores
+//! use these through [`crate::resources::Resources`].
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::{
-    apps::v1::StatefulSet,
-    core::v1::{ConfigMap, Secret, Service, ServiceAccount},
-    policy::v1::PodDisruptionBudget,
-};
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy},
@@ -191,21 +187,6 @@ fn is_immutable_statefulset(desired: &DesiredObject, message: &str) -> bool {
         && message.contains("updates to statefulset spec for fields other than")
 }
 
-/// Every kind a component may own; orphan cleanup lists these.
-pub fn owned_kinds(pdb_v1: bool) -> Vec<ApiResource> {
-    let mut kinds = vec![
-        ApiResource::erase::<StatefulSet>(&()),
-        ApiResource::erase::<Service>(&()),
-        ApiResource::erase::<ConfigMap>(&()),
-        ApiResource::erase::<Secret>(&()),
-        ApiResource::erase::<ServiceAccount>(&()),
-    ];
-    if pdb_v1 {
-        kinds.push(ApiResource::erase::<PodDisruptionBudget>(&()));
-    }
-    kinds
-}
-
 /// Deletes the objects of `component` of `stack` whose `Kind/name` is not in
 /// `keep` (all of them when `keep` is empty: the component left the spec).
 /// Returns the `Kind/name`s deleted.
@@ -260,34 +241,10 @@ pub async fn prune(
     Ok(deleted)
 }
 
-/// Applies `ordered` (see [`apply_in_order`]), then prunes the objects of
-/// `component` of `stack` that are not among them (see [`prune`]).
-///
-/// The desired set only shrinks when the spec changes, and then an existing
-/// object is updated too; idle reconciles and first creations therefore
-/// skip the LIST calls of pruning. Returns the report and the `Kind/name`s
-/// deleted.
-pub async fn apply_and_prune(
-    client: &Client,
-    namespace: &str,
-    stack: &str,
-    component: &str,
-    ordered: &[DesiredObject],
-    kinds: &[ApiResource],
-) -> Result<(ApplyReport, Vec<String>), InterpretError> {
-    let mut report = ApplyReport::default();
-    apply_in_order(client, namespace, ordered, &mut report).await?;
-    if !report.updated_existing {
-        return Ok((report, Vec::new()));
-    }
-    let keep: BTreeSet<String> = ordered.iter().map(|o| o.key()).collect();
-    let deleted = prune(client, namespace, stack, component, kinds, &keep).await?;
-    Ok((report, deleted))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn cm(data: &str) -> ConfigMap {

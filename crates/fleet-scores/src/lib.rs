@@ -7,6 +7,12 @@
 //!   desired objects in a fixed order (skipping unchanged ones), deletes the
 //!   component's objects that are no longer desired, then runs the smoke
 //!   probe, and returns an [`Outcome`].
+//! * A [`Component`] is one of the closed set of FleetStack components;
+//!   its name, condition, owned kinds and RBAC are exhaustive matches.
+//! * A [`plan::Plan`] holds one step per component (a boxed Score, or why
+//!   not) and one runner executes it in dependency order.
+//! * [`resources::Resources`] is how every Score applies its objects and
+//!   prunes what it no longer desires.
 //! * A Topology is a compile-time type: [`K8sTopology`] (a Kubernetes
 //!   cluster reached through a kube `Client`). How a probe reaches a Service
 //!   (cluster DNS or ClusterIP) is the Topology's business.
@@ -16,19 +22,24 @@
 pub mod agents;
 pub mod apply;
 pub mod callout;
+pub mod component;
 pub mod drift;
 pub mod http_probe;
 pub mod labels;
 pub mod nats;
 pub mod operator;
+pub mod plan;
 pub mod pod;
+pub mod resources;
 pub mod score;
 pub mod secret;
-pub mod server;
+pub mod stack_ref;
 pub mod test_issuer;
 pub mod topology;
 pub mod write_once;
 pub mod zitadel;
 
-pub use score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
+pub use component::Component;
+pub use score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score, Units};
+pub use stack_ref::StackRef;
 pub use topology::{K8sTopology, KubernetesTopology, ProbeRoute, Topology};

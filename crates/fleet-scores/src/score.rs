@@ -2,27 +2,47 @@
 
 use std::time::Duration;
 
+use crate::component::Component;
 use crate::topology::{Topology, TopologyError};
 
 /// A typed, declarative description of one component's desired state.
-pub trait Score<T: Topology> {
-    type Interpret: Interpret<T>;
-    /// Component name: label value, status key (`nats`) and condition
-    /// prefix (`NatsReady`).
-    fn component(&self) -> &'static str;
-    fn create_interpret(&self) -> Self::Interpret;
+///
+/// Object-safe, so a stack's plan is a list of boxed Scores that one
+/// runner iterates (`crate::plan`), as Harmony's `Vec<Box<dyn Score>>`.
+pub trait Score<T: Topology>: Send + Sync {
+    /// Which component this Score deploys (label value, status key,
+    /// condition).
+    fn component(&self) -> Component;
+    /// The Interpret that applies and probes this Score. It borrows the
+    /// Score: nothing is copied.
+    fn create_interpret(&self) -> Box<dyn Interpret<T> + '_>;
+    /// A check that can only pass once every component of the stack is
+    /// Ready (the operator's "every agent connected", which needs the
+    /// agents deployed after it; docs/adr/0052). The runner executes it
+    /// after the last step and its outcome replaces this Score's.
+    fn follow_up(&self) -> Option<Box<dyn Interpret<T> + '_>> {
+        None
+    }
 }
 
 /// Executes a Score against a Topology: apply, prune, probe.
+#[async_trait::async_trait]
 pub trait Interpret<T: Topology>: Send + Sync {
-    fn execute(&self, topology: &T)
-    -> impl Future<Output = Result<Outcome, InterpretError>> + Send;
+    async fn execute(&self, topology: &T) -> Result<Outcome, InterpretError>;
+}
+
+/// How many of a component's units are ready out of how many it should
+/// have (agents: answered the ping / replicas; operator: FleetAgents
+/// connected / agents expected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Units {
+    pub ready: i32,
+    pub desired: i32,
 }
 
 /// What one execution did and what its smoke probe found.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub component: &'static str,
     /// `Kind/name` of every object written (server-side apply or create).
     pub written: Vec<String>,
     /// Objects whose live copy already matched the desired state.
@@ -30,9 +50,22 @@ pub struct Outcome {
     /// `Kind/name` of objects deleted because they are no longer desired.
     pub deleted: Vec<String>,
     pub probe: ProbeOutcome,
-    /// `(ready, desired)` units for components made of many (agents: how
-    /// many answered the probe out of how many the spec asks for).
-    pub units: Option<(i32, i32)>,
+    /// For components made of many units.
+    pub units: Option<Units>,
+}
+
+impl Outcome {
+    /// An outcome of a step that wrote nothing (a check, or a refusal
+    /// before anything was applied).
+    pub fn probe_only(probe: ProbeOutcome, units: Option<Units>) -> Self {
+        Outcome {
+            written: Vec::new(),
+            unchanged: 0,
+            deleted: Vec::new(),
+            probe,
+            units,
+        }
+    }
 }
 
 /// Result of a component's smoke probe.

@@ -24,7 +24,7 @@ use crate::apply::{self, ApplyReport, DesiredObject};
 use crate::http_probe::{self, GetError};
 use crate::labels;
 use crate::pod;
-use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
+use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome};
 use crate::topology::KubernetesTopology;
 
 pub const COMPONENT: &str = "test-issuer";
@@ -153,32 +153,17 @@ impl TestIssuerScore {
     }
 }
 
-impl<T: KubernetesTopology> Score<T> for TestIssuerScore {
-    type Interpret = TestIssuerInterpret;
-
-    fn component(&self) -> &'static str {
-        COMPONENT
-    }
-
-    fn create_interpret(&self) -> TestIssuerInterpret {
-        TestIssuerInterpret {
-            score: self.clone(),
-        }
-    }
-}
-
-pub struct TestIssuerInterpret {
-    score: TestIssuerScore,
-}
-
-impl<T: KubernetesTopology> Interpret<T> for TestIssuerInterpret {
+/// Not a FleetStack component (no [`crate::Component`], nothing prunes
+/// it), so not a [`crate::Score`]: it is its own Interpret, applied through
+/// the same apply step.
+#[async_trait::async_trait]
+impl<T: KubernetesTopology> Interpret<T> for TestIssuerScore {
     async fn execute(&self, topology: &T) -> Result<Outcome, InterpretError> {
-        let s = &self.score;
-        let ordered = s.build()?;
+        let ordered = self.build()?;
         let mut report = ApplyReport::default();
-        apply::apply_in_order(topology.client(), &s.namespace, &ordered, &mut report).await?;
-        let probe = match topology.service_host(&s.namespace, &s.name).await {
-            Ok(host) => discovery_probe(&host, &s.issuer_url(), s.probe_timeout).await,
+        apply::apply_in_order(topology.client(), &self.namespace, &ordered, &mut report).await?;
+        let probe = match topology.service_host(&self.namespace, &self.name).await {
+            Ok(host) => discovery_probe(&host, &self.issuer_url(), self.probe_timeout).await,
             Err(e) => ProbeOutcome::Failed {
                 reason: "ServiceUnreachable",
                 message: format!("test issuer: {e}"),
@@ -186,7 +171,6 @@ impl<T: KubernetesTopology> Interpret<T> for TestIssuerInterpret {
             },
         };
         Ok(Outcome {
-            component: COMPONENT,
             written: report.written,
             unchanged: report.unchanged,
             deleted: Vec::new(),

@@ -4,11 +4,9 @@
 use k8s_openapi::api::core::v1::Service;
 use kube::{Api, Client};
 
-/// Marker for every deployment target.
-pub trait Topology: Send + Sync {
-    /// Short name for logs.
-    fn name(&self) -> &'static str;
-}
+/// Marker for every deployment target; what a target can do are separate
+/// traits ([`KubernetesTopology`]) that Scores name as bounds.
+pub trait Topology: Send + Sync {}
 
 /// How a smoke probe reaches a Service of the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,11 +100,7 @@ impl K8sTopology {
     }
 }
 
-impl Topology for K8sTopology {
-    fn name(&self) -> &'static str {
-        "kubernetes"
-    }
-}
+impl Topology for K8sTopology {}
 
 impl KubernetesTopology for K8sTopology {
     fn client(&self) -> &Client {

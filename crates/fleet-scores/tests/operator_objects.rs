@@ -316,7 +316,8 @@ fn objects_are_labelled_owned_and_ordered() {
 
 #[test]
 fn owned_kinds_cover_every_kind_built() {
-    let kinds: BTreeSet<String> = operator::owned_kinds(false)
+    let kinds: BTreeSet<String> = fleet_scores::Component::Operator
+        .owned_kinds(false)
         .into_iter()
         .map(|k| k.kind)
         .collect();

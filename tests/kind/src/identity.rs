@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fleet_scores::test_issuer::{CLIENTS_KEY, TestIssuerScore};
-use fleet_scores::{Interpret, K8sTopology, ProbeOutcome, ProbeRoute, Score};
+use fleet_scores::{Interpret, K8sTopology, ProbeOutcome, ProbeRoute};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
@@ -107,12 +107,11 @@ pub async fn deploy_issuer(ns: &TestNamespace, stack: &str, clients: &Clients) -
             what: "discovering the cluster".into(),
             output: e.to_string(),
         })?;
-    let interpret = <TestIssuerScore as Score<K8sTopology>>::create_interpret(&score);
     poll(
         "the stand-in issuer to serve discovery",
         Duration::from_secs(120),
         || async {
-            match interpret.execute(&topology).await {
+            match Interpret::<K8sTopology>::execute(&score, &topology).await {
                 Ok(outcome) => match outcome.probe {
                     ProbeOutcome::Passed { .. } => Ok(Some(())),
                     ProbeOutcome::Failed { message, .. } => Err(message),

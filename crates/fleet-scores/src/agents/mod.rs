@@ -20,12 +20,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fleet_crds::AgentsSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use crate::apply::{self, ApplyReport};
+use crate::component::Component;
 use crate::nats::{self, NatsNames};
-use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
+use crate::resources::Resources;
+use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score, Units};
 use crate::secret::{key_names, read_key};
+use crate::stack_ref::StackRef;
 use crate::topology::KubernetesTopology;
 pub use objects::{AgentAuth, AgentNames, AgentObjects, AgentsInput, COMPONENT, build};
 pub use probe::{AgentsProbeTarget, smoke_probe};
@@ -33,13 +34,10 @@ pub use probe::{AgentsProbeTarget, smoke_probe};
 /// The agents of one FleetStack.
 #[derive(Debug, Clone)]
 pub struct FleetAgentScore {
-    pub stack: String,
-    pub namespace: String,
-    pub owner: OwnerReference,
+    pub stack: StackRef,
     pub spec: AgentsSpec,
     /// `Some` with callout auth: agents log in with tokens.
     pub oidc: Option<AgentOidc>,
-    pub probe_timeout: Duration,
 }
 
 /// Token login for agents (callout mode).
@@ -53,7 +51,7 @@ pub struct AgentOidc {
 
 impl FleetAgentScore {
     fn input(&self) -> AgentsInput {
-        let nats = NatsNames::new(&self.stack);
+        let nats = NatsNames::new(&self.stack.name);
         let auth = match &self.oidc {
             Some(o) => AgentAuth::Oidc {
                 issuer: o.issuer.clone(),
@@ -67,86 +65,73 @@ impl FleetAgentScore {
             },
         };
         AgentsInput {
-            stack: self.stack.clone(),
-            namespace: self.namespace.clone(),
-            owner: self.owner.clone(),
+            stack: self.stack.name.clone(),
+            namespace: self.stack.namespace.clone(),
+            owner: self.stack.owner.clone(),
             spec: self.spec.clone(),
             // Agents run in pods: the Service's cluster DNS name.
             nats_url: format!(
                 "nats://{}.{}.svc.cluster.local:{}",
                 nats.client_service,
-                self.namespace,
+                self.stack.namespace,
                 nats::config::CLIENT_PORT
             ),
             auth,
         }
     }
+
+    fn units(&self, answered: i32) -> Option<Units> {
+        Some(Units {
+            ready: answered,
+            desired: self.spec.replicas,
+        })
+    }
 }
 
 impl<T: KubernetesTopology> Score<T> for FleetAgentScore {
-    type Interpret = AgentsInterpret;
-
-    fn component(&self) -> &'static str {
-        COMPONENT
+    fn component(&self) -> Component {
+        Component::Agents
     }
 
-    fn create_interpret(&self) -> AgentsInterpret {
-        AgentsInterpret {
-            score: self.clone(),
-        }
+    fn create_interpret(&self) -> Box<dyn Interpret<T> + '_> {
+        Box::new(AgentsInterpret { score: self })
     }
 }
 
-pub struct AgentsInterpret {
-    score: FleetAgentScore,
+struct AgentsInterpret<'a> {
+    score: &'a FleetAgentScore,
 }
 
-impl<T: KubernetesTopology> Interpret<T> for AgentsInterpret {
+#[async_trait::async_trait]
+impl<T: KubernetesTopology> Interpret<T> for AgentsInterpret<'_> {
     async fn execute(&self, topology: &T) -> Result<Outcome, InterpretError> {
-        let s = &self.score;
+        let s = self.score;
         let client = topology.client();
-        let input = s.input();
-        let expected = AgentNames::new(&s.stack).agent_ids(s.spec.replicas);
+        let namespace = &s.stack.namespace;
+        let expected = AgentNames::new(&s.stack.name).agent_ids(s.spec.replicas);
         if let Some(oidc) = &s.oidc {
-            let keys = key_names(client, &s.namespace, &oidc.secret).await?;
+            let keys = key_names(client, namespace, &oidc.secret).await?;
             if let Some(message) = missing_client_secrets(&oidc.secret, keys.as_ref(), &expected) {
-                return Ok(Outcome {
-                    component: COMPONENT,
-                    written: Vec::new(),
-                    unchanged: 0,
-                    deleted: Vec::new(),
-                    units: Some((0, s.spec.replicas)),
-                    probe: ProbeOutcome::Failed {
-                        reason: "CredentialsMissing",
-                        message,
-                        latency: Duration::ZERO,
-                    },
-                });
+                let probe = ProbeOutcome::Failed {
+                    reason: "CredentialsMissing",
+                    message,
+                    latency: Duration::ZERO,
+                };
+                return Ok(Outcome::probe_only(probe, s.units(0)));
             }
         }
-        let ordered = build(&input).ordered()?;
+        let mut resources = Resources::new(topology, &s.stack, Component::Agents);
+        resources.apply(&build(&s.input()).ordered()?).await?;
+        let applied = resources.finish().await?;
 
-        let mut report = ApplyReport::default();
-        apply::apply_in_order(client, &s.namespace, &ordered, &mut report).await?;
-        let keep: BTreeSet<String> = ordered.iter().map(|o| o.key()).collect();
-        let deleted = apply::prune(
-            client,
-            &s.namespace,
-            &s.stack,
-            COMPONENT,
-            &apply::owned_kinds(topology.serves_pdb_v1()),
-            &keep,
-        )
-        .await?;
-
-        let nats_names = NatsNames::new(&s.stack);
+        let nats_names = NatsNames::new(&s.stack.name);
         let probe_user = nats::config::FLEET_USER;
         let probe_secret = &nats_names.credentials_secret;
         let (probe, answered) = match (
             topology
-                .service_host(&s.namespace, &nats_names.client_service)
+                .service_host(namespace, &nats_names.client_service)
                 .await,
-            read_key(client, &s.namespace, probe_secret, nats::FLEET_PASSWORD_KEY).await?,
+            read_key(client, namespace, probe_secret, nats::FLEET_PASSWORD_KEY).await?,
         ) {
             (Ok(host), Some(password)) => {
                 let target = AgentsProbeTarget {
@@ -155,7 +140,7 @@ impl<T: KubernetesTopology> Interpret<T> for AgentsInterpret {
                     password,
                     expected,
                 };
-                smoke_probe(&target, s.probe_timeout).await
+                smoke_probe(&target, s.stack.probe_timeout).await
             }
             (Err(e), _) => (
                 ProbeOutcome::Failed {
@@ -177,14 +162,7 @@ impl<T: KubernetesTopology> Interpret<T> for AgentsInterpret {
                 0,
             ),
         };
-        Ok(Outcome {
-            component: COMPONENT,
-            written: report.written,
-            unchanged: report.unchanged,
-            deleted,
-            units: Some((answered, s.spec.replicas)),
-            probe,
-        })
+        Ok(applied.outcome(probe, s.units(answered)))
     }
 }
 

@@ -24,7 +24,8 @@ use crate::labels;
 use crate::pod;
 use crate::score::InterpretError;
 
-pub const COMPONENT: &str = "agents";
+/// The label value of this component's objects.
+pub const COMPONENT: &str = crate::Component::Agents.name();
 /// Port of the agent's `/healthz` and `/readyz`.
 pub const HTTP_PORT: u16 = 8080;
 /// Where the NATS password is mounted; the agent re-reads it on every

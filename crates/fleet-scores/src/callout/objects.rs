@@ -24,7 +24,8 @@ use crate::nats::{self, NatsNames};
 use crate::pod;
 use crate::score::InterpretError;
 
-pub const COMPONENT: &str = "callout";
+/// The label value of this component's objects.
+pub const COMPONENT: &str = crate::Component::Callout.name();
 /// `/metrics`, `/healthz`, `/readyz` (FLEET_CALLOUT_HTTP_ADDR).
 pub const HTTP_PORT: u16 = 8080;
 /// Where the seeds and the NATS password are mounted.

@@ -13,7 +13,7 @@ use crate::score::ProbeOutcome;
 
 /// The callout's `/readyz`.
 const READYZ: Readyz = Readyz {
-    component: "callout",
+    component: crate::Component::Callout.name(),
     not_ready: "CalloutNotReady",
     unreachable: "CalloutUnreachable",
     passed: "callout /readyz: subscribed to NATS and issuer discovery loaded",

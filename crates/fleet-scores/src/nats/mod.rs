@@ -10,18 +10,17 @@ pub mod config;
 pub mod objects;
 pub mod probe;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fleet_crds::{NatsAuthMode, NatsSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use crate::apply::{self, ApplyReport};
-use crate::labels;
+use crate::component::Component;
+use crate::resources::Resources;
 use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
 use crate::secret::{self, Sensitive};
+use crate::stack_ref::StackRef;
 use crate::topology::KubernetesTopology;
-use crate::write_once::{self, SecretWrite};
 pub use objects::{COMPONENT, NatsInput, NatsNames, NatsObjects, build};
 pub use probe::{ProbeTarget, smoke_probe};
 
@@ -83,111 +82,89 @@ pub fn callout_auth(
 /// The NATS component of one FleetStack.
 #[derive(Debug, Clone)]
 pub struct FleetNatsScore {
-    pub stack: String,
-    pub namespace: String,
-    /// ownerReference to the FleetStack (controller=true).
-    pub owner: OwnerReference,
+    pub stack: StackRef,
     pub spec: NatsSpec,
-    /// Deadline of one smoke probe.
-    pub probe_timeout: Duration,
 }
 
-impl<T: KubernetesTopology> Score<T> for FleetNatsScore {
-    type Interpret = NatsInterpret;
-
-    fn component(&self) -> &'static str {
-        COMPONENT
-    }
-
-    fn create_interpret(&self) -> NatsInterpret {
-        NatsInterpret {
-            score: self.clone(),
+impl FleetNatsScore {
+    fn input(&self, pdb_v1: bool) -> NatsInput {
+        NatsInput {
+            stack: self.stack.name.clone(),
+            namespace: self.stack.namespace.clone(),
+            owner: self.stack.owner.clone(),
+            spec: self.spec.clone(),
+            pdb_v1,
+            callout: None,
         }
     }
-}
 
-pub struct NatsInterpret {
-    score: FleetNatsScore,
-}
+    fn callout_mode(&self) -> bool {
+        self.spec.auth.mode == NatsAuthMode::Callout
+    }
 
-impl<T: KubernetesTopology> Interpret<T> for NatsInterpret {
-    async fn execute(&self, topology: &T) -> Result<Outcome, InterpretError> {
-        let s = &self.score;
-        let client = topology.client();
-        let names = NatsNames::new(&s.stack);
-        let mut input = NatsInput {
-            stack: s.stack.clone(),
-            namespace: s.namespace.clone(),
-            owner: s.owner.clone(),
-            spec: s.spec.clone(),
-            pdb_v1: topology.serves_pdb_v1(),
-            callout: None,
-        };
-        let ordered = build(&input).ordered()?;
-        let (service_account, _) = ordered.split_at(1);
-
-        let mut report = ApplyReport::default();
-        apply::apply_in_order(client, &s.namespace, service_account, &mut report).await?;
-        // Persisted before use: the StatefulSet referencing it comes later.
-        let callout_mode = s.spec.auth.mode == NatsAuthMode::Callout;
+    /// The keys of the write-once credentials Secret.
+    fn credential_keys(&self) -> Vec<&'static str> {
         let mut keys = vec![SYS_PASSWORD_KEY, FLEET_PASSWORD_KEY, ROUTE_PASSWORD_KEY];
-        if callout_mode {
+        if self.callout_mode() {
             keys.extend([
                 AUTH_PASSWORD_KEY,
                 CALLOUT_ISSUER_SEED_KEY,
                 CALLOUT_XKEY_SEED_KEY,
             ]);
         }
-        let (creds, secret_write) = write_once::ensure_secret_with(
-            client,
-            &s.namespace,
-            &names.credentials_secret,
-            &labels::component_labels(&s.stack, COMPONENT),
-            &s.owner,
-            &keys,
-            &generate_value,
-        )
-        .await?;
-        if secret_write != SecretWrite::Unchanged {
-            report
-                .written
-                .push(format!("Secret/{}", names.credentials_secret));
-        }
+        keys
+    }
+}
+
+impl<T: KubernetesTopology> Score<T> for FleetNatsScore {
+    fn component(&self) -> Component {
+        Component::Nats
+    }
+
+    fn create_interpret(&self) -> Box<dyn Interpret<T> + '_> {
+        Box::new(NatsInterpret { score: self })
+    }
+}
+
+struct NatsInterpret<'a> {
+    score: &'a FleetNatsScore,
+}
+
+#[async_trait::async_trait]
+impl<T: KubernetesTopology> Interpret<T> for NatsInterpret<'_> {
+    async fn execute(&self, topology: &T) -> Result<Outcome, InterpretError> {
+        let s = self.score;
+        let names = NatsNames::new(&s.stack.name);
+        let mut input = s.input(topology.serves_pdb_v1());
+        let ordered = build(&input).ordered()?;
+        let mut resources = Resources::new(topology, &s.stack, Component::Nats);
+        // The ServiceAccount first; the credentials are persisted before
+        // use: the StatefulSet referencing them comes later.
+        resources.apply(&ordered[..1]).await?;
+        let creds = resources
+            .write_once(
+                &names.credentials_secret,
+                &s.credential_keys(),
+                &generate_value,
+            )
+            .await?;
         // The config names the issuer's public key, known only now.
-        let ordered = if callout_mode {
+        let ordered = if s.callout_mode() {
             input.callout = Some(callout_auth(
                 &creds,
-                &s.namespace,
+                &s.stack.namespace,
                 &names.credentials_secret,
             )?);
             build(&input).ordered()?
         } else {
             ordered
         };
-        apply::apply_in_order(client, &s.namespace, &ordered[1..], &mut report).await?;
-
-        // The desired set only shrinks when the spec changes, and then an
-        // existing object is updated too; idle reconciles and first
-        // creations skip the LIST calls.
-        let deleted = if !report.updated_existing {
-            Vec::new()
-        } else {
-            let mut keep: BTreeSet<String> = ordered.iter().map(|o| o.key()).collect();
-            keep.insert(format!("Secret/{}", names.credentials_secret));
-            apply::prune(
-                client,
-                &s.namespace,
-                &s.stack,
-                COMPONENT,
-                &apply::owned_kinds(topology.serves_pdb_v1()),
-                &keep,
-            )
-            .await?
-        };
+        resources.apply(&ordered[1..]).await?;
+        let applied = resources.finish().await?;
 
         let probe = match (
             topology
-                .service_host(&s.namespace, &names.client_service)
+                .service_host(&s.stack.namespace, &names.client_service)
                 .await,
             creds.get(SYS_PASSWORD_KEY),
         ) {
@@ -199,7 +176,7 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret {
                     user: config::SYS_USER.into(),
                     password: password.clone(),
                 };
-                smoke_probe(&target, s.probe_timeout).await
+                smoke_probe(&target, s.stack.probe_timeout).await
             }
             (Err(e), _) => ProbeOutcome::Failed {
                 reason: "ServiceUnreachable",
@@ -215,13 +192,6 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret {
                 latency: Duration::ZERO,
             },
         };
-        Ok(Outcome {
-            component: COMPONENT,
-            written: report.written,
-            unchanged: report.unchanged,
-            deleted,
-            probe,
-            units: None,
-        })
+        Ok(applied.outcome(probe, None))
     }
 }

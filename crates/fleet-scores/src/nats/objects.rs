@@ -29,7 +29,8 @@ use crate::labels::{self, CONFIG_HASH};
 use crate::pod;
 use crate::score::InterpretError;
 
-pub const COMPONENT: &str = "nats";
+/// The label value of this component's objects.
+pub const COMPONENT: &str = crate::Component::Nats.name();
 /// Non-root uid/gid of the restricted Pod Security profile.
 pub const RUN_AS: i64 = pod::RUN_AS;
 

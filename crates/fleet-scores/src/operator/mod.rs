@@ -17,13 +17,11 @@ pub mod probe;
 use std::time::Duration;
 
 use fleet_crds::OperatorSpec;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::core::ApiResource;
 
-use crate::apply;
+use crate::component::Component;
+use crate::resources::Resources;
 use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
+use crate::stack_ref::StackRef;
 use crate::topology::KubernetesTopology;
 pub use objects::{COMPONENT, OperatorInput, OperatorNames, OperatorObjects, build, rules};
 pub use probe::{AgentsCheck, check_agents, inventory, smoke_probe};
@@ -31,80 +29,65 @@ pub use probe::{AgentsCheck, check_agents, inventory, smoke_probe};
 /// The fleet operator runtime of one FleetStack.
 #[derive(Debug, Clone)]
 pub struct FleetOperatorScore {
-    pub stack: String,
-    pub namespace: String,
-    /// ownerReference to the FleetStack (controller=true).
-    pub owner: OwnerReference,
+    pub stack: StackRef,
     pub spec: OperatorSpec,
-    pub probe_timeout: Duration,
     /// Agent ids (e.g. `demo-agent-0`) whose FleetAgent must say connected
-    /// for the probe to pass; empty = only `/readyz` is probed.
+    /// once every component is Ready (the follow-up check); empty = only
+    /// `/readyz` is probed.
     pub expected_agents: Vec<String>,
 }
 
 impl FleetOperatorScore {
     pub fn input(&self) -> OperatorInput {
         OperatorInput {
-            stack: self.stack.clone(),
-            namespace: self.namespace.clone(),
-            owner: self.owner.clone(),
+            stack: self.stack.name.clone(),
+            namespace: self.stack.namespace.clone(),
+            owner: self.stack.owner.clone(),
             spec: self.spec.clone(),
         }
     }
 }
 
-/// Kinds the operator component may own (orphan cleanup): the common ones
-/// plus Deployment, Role and RoleBinding.
-pub fn owned_kinds(pdb_v1: bool) -> Vec<ApiResource> {
-    let mut kinds = apply::owned_kinds(pdb_v1);
-    kinds.push(ApiResource::erase::<Deployment>(&()));
-    kinds.push(ApiResource::erase::<Role>(&()));
-    kinds.push(ApiResource::erase::<RoleBinding>(&()));
-    kinds
-}
-
 impl<T: KubernetesTopology> Score<T> for FleetOperatorScore {
-    type Interpret = OperatorInterpret;
-
-    fn component(&self) -> &'static str {
-        COMPONENT
+    fn component(&self) -> Component {
+        Component::Operator
     }
 
-    fn create_interpret(&self) -> OperatorInterpret {
-        OperatorInterpret {
-            score: self.clone(),
-        }
+    fn create_interpret(&self) -> Box<dyn Interpret<T> + '_> {
+        Box::new(OperatorInterpret { score: self })
+    }
+
+    /// "Every expected agent connected" can only hold once the agents,
+    /// deployed after the operator, run (docs/adr/0052).
+    fn follow_up(&self) -> Option<Box<dyn Interpret<T> + '_>> {
+        (!self.expected_agents.is_empty())
+            .then(|| Box::new(InventoryCheck { score: self }) as Box<dyn Interpret<T> + '_>)
     }
 }
 
-pub struct OperatorInterpret {
-    score: FleetOperatorScore,
+/// Applies the runtime and probes `/readyz`.
+struct OperatorInterpret<'a> {
+    score: &'a FleetOperatorScore,
 }
 
-impl<T: KubernetesTopology> Interpret<T> for OperatorInterpret {
+#[async_trait::async_trait]
+impl<T: KubernetesTopology> Interpret<T> for OperatorInterpret<'_> {
     async fn execute(&self, topology: &T) -> Result<Outcome, InterpretError> {
-        let s = &self.score;
+        let s = self.score;
         let client = topology.client();
-        let ordered = build(&s.input()).ordered()?;
-        let (report, deleted) = apply::apply_and_prune(
-            client,
-            &s.namespace,
-            &s.stack,
-            COMPONENT,
-            &ordered,
-            &owned_kinds(topology.serves_pdb_v1()),
-        )
-        .await?;
-        let service = OperatorNames::new(&s.stack).service;
-        let (probe, units) = match topology.service_host(&s.namespace, &service).await {
+        let mut resources = Resources::new(topology, &s.stack, Component::Operator);
+        resources.apply(&build(&s.input()).ordered()?).await?;
+        let applied = resources.finish().await?;
+        let service = OperatorNames::new(&s.stack.name).service;
+        let (probe, units) = match topology.service_host(&s.stack.namespace, &service).await {
             Ok(host) => {
                 smoke_probe(
                     client,
-                    &s.namespace,
+                    &s.stack.namespace,
                     &host,
                     objects::HTTP_PORT,
-                    &s.expected_agents,
-                    s.probe_timeout,
+                    &[],
+                    s.stack.probe_timeout,
                 )
                 .await?
             }
@@ -114,17 +97,31 @@ impl<T: KubernetesTopology> Interpret<T> for OperatorInterpret {
                     message: format!("operator: {e}"),
                     latency: Duration::ZERO,
                 },
-                (!s.expected_agents.is_empty())
-                    .then(|| check_agents(&s.expected_agents, &[]).units()),
+                None,
             ),
         };
-        Ok(Outcome {
-            component: COMPONENT,
-            written: report.written,
-            unchanged: report.unchanged,
-            deleted,
-            probe,
-            units,
-        })
+        Ok(applied.outcome(probe, units))
+    }
+}
+
+/// The FleetAgent check alone: its objects were applied and `/readyz`
+/// passed moments before, in the same run.
+struct InventoryCheck<'a> {
+    score: &'a FleetOperatorScore,
+}
+
+#[async_trait::async_trait]
+impl<T: KubernetesTopology> Interpret<T> for InventoryCheck<'_> {
+    async fn execute(&self, topology: &T) -> Result<Outcome, InterpretError> {
+        let s = self.score;
+        let (probe, units) = inventory(
+            topology.client(),
+            &s.stack.namespace,
+            &s.expected_agents,
+            std::time::Instant::now(),
+            s.stack.probe_timeout,
+        )
+        .await?;
+        Ok(Outcome::probe_only(probe, Some(units)))
     }
 }

@@ -27,7 +27,8 @@ use crate::nats::{self, NatsNames};
 use crate::pod;
 use crate::score::InterpretError;
 
-pub const COMPONENT: &str = "operator";
+/// The label value of this component's objects.
+pub const COMPONENT: &str = crate::Component::Operator.name();
 /// `/metrics`, `/healthz`, `/readyz` (FLEET_HTTP_ADDR).
 pub const HTTP_PORT: u16 = 8080;
 /// Where the NATS password file is mounted.

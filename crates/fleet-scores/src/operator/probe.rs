@@ -22,7 +22,7 @@ use kube::api::ListParams;
 use kube::{Api, Client};
 
 use crate::http_probe::Readyz;
-use crate::score::{InterpretError, ProbeOutcome};
+use crate::score::{InterpretError, ProbeOutcome, Units};
 
 /// At most this many ids are named in a failure message (the count is
 /// always given).
@@ -45,10 +45,13 @@ impl AgentsCheck {
         self.not_connected.is_empty()
     }
 
-    /// `(connected, expected)` for [`crate::Outcome::units`].
-    pub fn units(&self) -> (i32, i32) {
+    /// Connected out of expected, for [`crate::Outcome::units`].
+    pub fn units(&self) -> Units {
         let n = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
-        (n(self.connected), n(self.expected))
+        Units {
+            ready: n(self.connected),
+            desired: n(self.expected),
+        }
     }
 
     /// The probe's outcome, given that `/readyz` passed. Deterministic
@@ -147,7 +150,7 @@ pub async fn agents_check(
 
 /// The operator runtime's `/readyz` (step 1).
 pub const READYZ: Readyz = Readyz {
-    component: "operator",
+    component: crate::Component::Operator.name(),
     not_ready: "OperatorNotReady",
     unreachable: "OperatorUnreachable",
     passed: "operator ready",
@@ -169,7 +172,7 @@ pub async fn smoke_probe(
     port: u16,
     expected: &[String],
     deadline: Duration,
-) -> Result<(ProbeOutcome, Option<(i32, i32)>), InterpretError> {
+) -> Result<(ProbeOutcome, Option<Units>), InterpretError> {
     let started = Instant::now();
     let ready = readyz(host, port, deadline).await;
     if expected.is_empty() {
@@ -192,7 +195,7 @@ pub async fn inventory(
     expected: &[String],
     started: Instant,
     deadline: Duration,
-) -> Result<(ProbeOutcome, (i32, i32)), InterpretError> {
+) -> Result<(ProbeOutcome, Units), InterpretError> {
     let left = deadline.saturating_sub(started.elapsed());
     Ok(
         match agents_check(client, namespace, expected, left).await? {
@@ -254,7 +257,13 @@ mod tests {
         ];
         let c = check_agents(&expected, &agents);
         assert!(c.all_connected());
-        assert_eq!(c.units(), (3, 3));
+        assert_eq!(
+            c.units(),
+            Units {
+                ready: 3,
+                desired: 3
+            }
+        );
         let o = c.outcome(ZERO);
         assert!(o.passed(), "{o:?}");
         assert_eq!(message(&o), "operator ready; 3/3 agents connected");
@@ -269,7 +278,13 @@ mod tests {
         ];
         let c = check_agents(&expected, &agents);
         assert_eq!(c.not_connected, ["demo-agent-2"]);
-        assert_eq!(c.units(), (2, 3));
+        assert_eq!(
+            c.units(),
+            Units {
+                ready: 2,
+                desired: 3
+            }
+        );
         match c.outcome(ZERO) {
             ProbeOutcome::Failed {
                 reason, message, ..
@@ -294,7 +309,13 @@ mod tests {
         ];
         let c = check_agents(&expected, &agents);
         assert_eq!(c.not_connected, ["b", "c"]);
-        assert_eq!(c.units(), (1, 3));
+        assert_eq!(
+            c.units(),
+            Units {
+                ready: 1,
+                desired: 3
+            }
+        );
         assert!(!c.outcome(ZERO).passed());
     }
 
@@ -304,7 +325,13 @@ mod tests {
         // spec is what counts.
         let expected = ids(&["Agent_1"]);
         let c = check_agents(&expected, &[agent("Agent_1", Some(true))]);
-        assert_eq!(c.units(), (1, 1));
+        assert_eq!(
+            c.units(),
+            Units {
+                ready: 1,
+                desired: 1
+            }
+        );
         let c = check_agents(&expected, &[agent("agent-1", Some(true))]);
         assert_eq!(c.not_connected, ["Agent_1"]);
     }
@@ -319,14 +346,26 @@ mod tests {
             agent("other-stack-agent", Some(true)),
         ];
         let c = check_agents(&expected, &agents);
-        assert_eq!(c.units(), (2, 2));
+        assert_eq!(
+            c.units(),
+            Units {
+                ready: 2,
+                desired: 2
+            }
+        );
         assert!(c.outcome(ZERO).passed());
     }
 
     #[test]
     fn nothing_expected_passes_trivially() {
         let c = check_agents(&[], &[agent("a", Some(false))]);
-        assert_eq!(c.units(), (0, 0));
+        assert_eq!(
+            c.units(),
+            Units {
+                ready: 0,
+                desired: 0
+            }
+        );
         assert!(c.all_connected());
     }
 
@@ -334,7 +373,13 @@ mod tests {
     fn at_most_five_ids_are_named() {
         let expected: Vec<String> = (0..8).map(|i| format!("demo-agent-{i}")).collect();
         let c = check_agents(&expected, &[agent("demo-agent-3", Some(true))]);
-        assert_eq!(c.units(), (1, 8));
+        assert_eq!(
+            c.units(),
+            Units {
+                ready: 1,
+                desired: 8
+            }
+        );
         assert_eq!(
             message(&c.outcome(ZERO)),
             "operator: 1/8 agents connected; not connected: demo-agent-0, demo-agent-1, \

@@ -24,23 +24,23 @@ pub mod objects;
 pub mod probe;
 pub mod provision;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fleet_crds::{DatabaseMode, IdentitySpec};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::core::ApiResource;
 
-use crate::apply::{self, ApplyReport, DesiredObject};
+use crate::apply::DesiredObject;
+use crate::component::Component;
 use crate::labels;
+use crate::resources::Resources;
 use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
 use crate::secret::{Sensitive, get_opt, key_names, read_key};
+use crate::stack_ref::StackRef;
 use crate::topology::KubernetesTopology;
-use crate::write_once::{self, SecretWrite};
 pub use objects::{COMPONENT, ZitadelInput, ZitadelNames, ZitadelObjects, build};
 pub use probe::{IdentityProbeTarget, smoke_probe};
 
@@ -51,15 +51,12 @@ pub const CLIENT_SECRET_KEY: &str = "clientSecret";
 /// The identity component of one FleetStack.
 #[derive(Debug, Clone)]
 pub struct FleetZitadelScore {
-    pub stack: String,
-    pub namespace: String,
-    pub owner: OwnerReference,
+    pub stack: StackRef,
     /// Exactly one of `managed` / `external` (validated before).
     pub spec: IdentitySpec,
     /// Scopes the probe identity requests (Zitadel:
     /// `openid urn:zitadel:iam:org:project:id:<id>:aud`).
     pub probe_scope: Option<String>,
-    pub probe_timeout: Duration,
     /// Managed mode: the agent ids to provision machine users for, and the
     /// Secret their client secrets go to (one key per agent id).
     pub expected_agents: Vec<String>,
@@ -89,45 +86,36 @@ pub const PAT_KEY: &str = objects::PROVISIONER_PAT_KEY;
 impl FleetZitadelScore {
     /// The issuer URL agents and the callout use.
     pub fn issuer(&self) -> Option<String> {
-        match (&self.spec.external, &self.spec.managed) {
-            (Some(e), _) => Some(e.issuer.trim_end_matches('/').to_string()),
-            (None, Some(m)) => Some(format!(
-                "http://{}:{}",
-                m.external_domain,
-                objects::HTTP_PORT
-            )),
-            (None, None) => None,
-        }
+        issuer_of(&self.spec)
     }
 }
 
-/// Kinds the identity component may own (orphan cleanup).
-pub fn owned_kinds(pdb_v1: bool) -> Vec<ApiResource> {
-    let mut kinds = apply::owned_kinds(pdb_v1);
-    kinds.push(ApiResource::erase::<Deployment>(&()));
-    kinds.push(ApiResource::erase::<Job>(&()));
-    // the setup Job's own ServiceAccount permissions (provisioner Secret)
-    kinds.push(ApiResource::erase::<Role>(&()));
-    kinds.push(ApiResource::erase::<RoleBinding>(&()));
-    kinds
+/// The issuer URL of an identity spec: the external issuer without a
+/// trailing `/`, or a managed Zitadel's ExternalDomain on its HTTP port.
+pub fn issuer_of(spec: &IdentitySpec) -> Option<String> {
+    match (&spec.external, &spec.managed) {
+        (Some(e), _) => Some(e.issuer.trim_end_matches('/').to_string()),
+        (None, Some(m)) => Some(format!(
+            "http://{}:{}",
+            m.external_domain,
+            objects::HTTP_PORT
+        )),
+        (None, None) => None,
+    }
 }
 
 impl<T: KubernetesTopology> Score<T> for FleetZitadelScore {
-    type Interpret = ZitadelInterpret;
-
-    fn component(&self) -> &'static str {
-        COMPONENT
+    fn component(&self) -> Component {
+        Component::Identity
     }
 
-    fn create_interpret(&self) -> ZitadelInterpret {
-        ZitadelInterpret {
-            score: self.clone(),
-        }
+    fn create_interpret(&self) -> Box<dyn Interpret<T> + '_> {
+        Box::new(ZitadelInterpret { score: self })
     }
 }
 
-pub struct ZitadelInterpret {
-    score: FleetZitadelScore,
+struct ZitadelInterpret<'a> {
+    score: &'a FleetZitadelScore,
 }
 
 fn failed(reason: &'static str, message: String) -> ProbeOutcome {
@@ -138,17 +126,18 @@ fn failed(reason: &'static str, message: String) -> ProbeOutcome {
     }
 }
 
-impl<T: KubernetesTopology> Interpret<T> for ZitadelInterpret {
+#[async_trait::async_trait]
+impl<T: KubernetesTopology> Interpret<T> for ZitadelInterpret<'_> {
     async fn execute(&self, topology: &T) -> Result<Outcome, InterpretError> {
-        let s = &self.score;
+        let s = self.score;
         let client = topology.client();
-        let mut report = ApplyReport::default();
-        let mut keep = BTreeSet::new();
+        let ns = &s.stack.namespace;
+        let mut resources = Resources::new(topology, &s.stack, Component::Identity);
 
         let probe = if let Some(external) = &s.spec.external {
             let secret = &external.client_credentials.name;
-            let id = read_key(client, &s.namespace, secret, CLIENT_ID_KEY).await?;
-            let password = read_key(client, &s.namespace, secret, CLIENT_SECRET_KEY).await?;
+            let id = read_key(client, ns, secret, CLIENT_ID_KEY).await?;
+            let password = read_key(client, ns, secret, CLIENT_SECRET_KEY).await?;
             match (id, password) {
                 (Some(id), Some(password)) => {
                     let target = IdentityProbeTarget {
@@ -158,7 +147,7 @@ impl<T: KubernetesTopology> Interpret<T> for ZitadelInterpret {
                         client: Some((id.expose().to_string(), password)),
                         scope: s.probe_scope.clone(),
                     };
-                    smoke_probe(&target, s.probe_timeout).await
+                    smoke_probe(&target, s.stack.probe_timeout).await
                 }
                 _ => failed(
                     "CredentialsMissing",
@@ -169,84 +158,56 @@ impl<T: KubernetesTopology> Interpret<T> for ZitadelInterpret {
             }
         } else if let Some(managed) = &s.spec.managed {
             let input = ZitadelInput {
-                stack: s.stack.clone(),
-                namespace: s.namespace.clone(),
-                owner: s.owner.clone(),
+                stack: s.stack.name.clone(),
+                namespace: ns.clone(),
+                owner: s.stack.owner.clone(),
                 spec: managed.clone(),
             };
-            let names = ZitadelNames::new(&s.stack);
-            let labels = labels::component_labels(&s.stack, COMPONENT);
-            let mut secrets = vec![(names.masterkey_secret.clone(), vec![objects::MASTERKEY_KEY])];
-            if managed.database.mode == DatabaseMode::Bundled {
-                secrets.push((
-                    names.db_secret.clone(),
-                    vec![
-                        objects::DB_ADMIN_PASSWORD_KEY,
-                        objects::DB_USER_PASSWORD_KEY,
-                    ],
-                ));
-            }
+            let names = ZitadelNames::new(&s.stack.name);
             // Generated passwords are 32 alphanumerics: exactly the 32 ASCII
             // characters a Zitadel masterkey must be.
-            for (name, keys) in &secrets {
-                let (_, written) =
-                    write_once::ensure_secret(client, &s.namespace, name, &labels, &s.owner, keys)
-                        .await?;
-                if written != SecretWrite::Unchanged {
-                    report.written.push(format!("Secret/{name}"));
-                }
-                keep.insert(format!("Secret/{name}"));
+            resources
+                .write_once_passwords(&names.masterkey_secret, &[objects::MASTERKEY_KEY])
+                .await?;
+            if managed.database.mode == DatabaseMode::Bundled {
+                resources
+                    .write_once_passwords(
+                        &names.db_secret,
+                        &[
+                            objects::DB_ADMIN_PASSWORD_KEY,
+                            objects::DB_USER_PASSWORD_KEY,
+                        ],
+                    )
+                    .await?;
             }
             let stages = build(&input).stages()?;
-            let all: Vec<&DesiredObject> = stages
-                .database
-                .iter()
-                .chain(&stages.init)
-                .chain(&stages.setup)
-                .chain(&stages.run)
-                .collect();
-            keep.extend(all.iter().map(|o| o.key()));
+            // Every stage is desired even while an earlier one is not
+            // complete: a database restart must not prune the Deployment.
+            for stage in [&stages.database, &stages.init, &stages.setup, &stages.run] {
+                resources.desire(stage);
+            }
+            // Written by the setup Job and by provisioning.
             for name in [
-                provisioner_secret(&s.stack),
-                probe_secret(&s.stack),
+                provisioner_secret(&s.stack.name),
+                probe_secret(&s.stack.name),
                 s.agent_secret.clone(),
             ] {
-                keep.insert(format!("Secret/{name}"));
+                resources.keep("Secret", &name);
             }
-            keep.insert(format!("ConfigMap/{}", project_config_map(&s.stack)));
-            self.staged(topology, &names, &stages, &mut report).await?
+            resources.keep("ConfigMap", &project_config_map(&s.stack.name));
+            self.staged(topology, &names, &stages, &mut resources)
+                .await?
         } else {
             failed(
                 "NoIdentity",
                 "identity: neither managed nor external is set".into(),
             )
         };
-
-        let deleted = if report.updated_existing {
-            apply::prune(
-                client,
-                &s.namespace,
-                &s.stack,
-                COMPONENT,
-                &owned_kinds(topology.serves_pdb_v1()),
-                &keep,
-            )
-            .await?
-        } else {
-            Vec::new()
-        };
-        Ok(Outcome {
-            component: COMPONENT,
-            written: report.written,
-            unchanged: report.unchanged,
-            deleted,
-            probe,
-            units: None,
-        })
+        Ok(resources.finish().await?.outcome(probe, None))
     }
 }
 
-impl ZitadelInterpret {
+impl ZitadelInterpret<'_> {
     /// Applies the stages in order, stopping (with a failed probe naming the
     /// stage) at the first one not complete yet.
     async fn staged<T: KubernetesTopology>(
@@ -254,13 +215,13 @@ impl ZitadelInterpret {
         topology: &T,
         names: &ZitadelNames,
         stages: &objects::ZitadelStages,
-        report: &mut ApplyReport,
+        resources: &mut Resources<'_>,
     ) -> Result<ProbeOutcome, InterpretError> {
-        let s = &self.score;
+        let s = self.score;
         let client = topology.client();
-        let ns = &s.namespace;
+        let ns = &s.stack.namespace;
         if !stages.database.is_empty() {
-            apply::apply_in_order(client, ns, &stages.database, report).await?;
+            resources.apply(&stages.database).await?;
             let ready = get_opt::<StatefulSet>(client, ns, &names.db_statefulset, "StatefulSet")
                 .await?
                 .and_then(|sts| sts.status)
@@ -280,7 +241,7 @@ impl ZitadelInterpret {
             (&stages.init, &names.init_job),
             (&stages.setup, &names.setup_job),
         ] {
-            apply::apply_in_order(client, ns, stage, report).await?;
+            resources.apply(stage).await?;
             let status = get_opt::<Job>(client, ns, job, "Job")
                 .await?
                 .and_then(|j| j.status);
@@ -302,7 +263,7 @@ impl ZitadelInterpret {
                 ));
             }
         }
-        apply::apply_in_order(client, ns, &stages.run, report).await?;
+        resources.apply(&stages.run).await?;
         let Some(issuer) = s.issuer() else {
             return Ok(failed("NoIdentity", "identity: no issuer".into()));
         };
@@ -319,15 +280,15 @@ impl ZitadelInterpret {
             scope: None,
         };
         // Ready and serving discovery before any API call.
-        let ready = smoke_probe(&target, s.probe_timeout).await;
+        let ready = smoke_probe(&target, s.stack.probe_timeout).await;
         if !ready.passed() {
             return Ok(ready);
         }
-        match self.provision(client, &reach_at, report).await? {
+        match self.provision(client, &reach_at, resources).await? {
             Ok((client_creds, scope)) => {
                 target.client = Some(client_creds);
                 target.scope = Some(s.probe_scope.clone().unwrap_or(scope));
-                Ok(smoke_probe(&target, s.probe_timeout).await)
+                Ok(smoke_probe(&target, s.stack.probe_timeout).await)
             }
             Err(outcome) => Ok(outcome),
         }
@@ -340,14 +301,15 @@ impl ZitadelInterpret {
         &self,
         client: &kube::Client,
         reach_at: &str,
-        report: &mut ApplyReport,
+        resources: &mut Resources<'_>,
     ) -> Result<Result<((String, Sensitive), String), ProbeOutcome>, InterpretError> {
-        let s = &self.score;
-        let ns = &s.namespace;
+        let s = self.score;
+        let ns = &s.stack.namespace;
+        let stack = &s.stack.name;
         let Some(managed) = &s.spec.managed else {
             return Ok(Err(failed("NoIdentity", "identity: not managed".into())));
         };
-        let pat_secret = provisioner_secret(&s.stack);
+        let pat_secret = provisioner_secret(stack);
         let Some(pat) = read_key(client, ns, &pat_secret, PAT_KEY).await? else {
             return Ok(Err(failed(
                 "ProvisionerMissing",
@@ -361,7 +323,7 @@ impl ZitadelInterpret {
             reach_at,
             &managed.external_domain,
             pat,
-            s.probe_timeout,
+            s.stack.probe_timeout,
         ) {
             Ok(api) => api,
             Err(e) => return Ok(Err(failed(e.reason(), format!("identity: {e}")))),
@@ -372,13 +334,13 @@ impl ZitadelInterpret {
         let mut wanted = Vec::new();
         for (secret, ids) in [
             (s.agent_secret.clone(), s.expected_agents.clone()),
-            (probe_secret(&s.stack), vec![probe_user(&s.stack)]),
+            (probe_secret(stack), vec![probe_user(stack)]),
         ] {
             let stored = key_names(client, ns, &secret).await?;
             wanted.push((secret, ids, stored));
         }
         let provisioned = async {
-            let project = api.ensure_project(&format!("{}-fleet", s.stack)).await?;
+            let project = api.ensure_project(&format!("{stack}-fleet")).await?;
             let mut fresh = Vec::new();
             for (secret, ids, stored) in wanted {
                 let mut values = BTreeMap::new();
@@ -405,34 +367,24 @@ impl ZitadelInterpret {
             Ok(x) => x,
             Err(e) => return Ok(Err(failed(e.reason(), format!("identity: {e}")))),
         };
-        let labels = labels::component_labels(&s.stack, COMPONENT);
         for (secret, values) in fresh {
             if values.is_empty() {
                 continue;
             }
             let keys: Vec<&str> = values.keys().map(String::as_str).collect();
             let generate = |k: &str| values.get(k).cloned().unwrap_or_else(|| Sensitive::new(""));
-            let (_, written) = write_once::ensure_secret_with(
-                client, ns, &secret, &labels, &s.owner, &keys, &generate,
-            )
-            .await?;
-            if written != SecretWrite::Unchanged {
-                report.written.push(format!("Secret/{secret}"));
-            }
+            resources.write_once(&secret, &keys, &generate).await?;
         }
         let scope = provision::audience_scope(&project);
-        let cm = project_facts(&s.stack, ns, &s.owner, &project, &scope);
-        apply::apply_in_order(client, ns, &[DesiredObject::new(&cm)?], report).await?;
-        let probe_id = probe_user(&s.stack);
-        let probe_value = read_key(client, ns, &probe_secret(&s.stack), &probe_id).await?;
+        let cm = project_facts(stack, ns, &s.stack.owner, &project, &scope);
+        resources.apply(&[DesiredObject::new(&cm)?]).await?;
+        let probe_id = probe_user(stack);
+        let probe_value = read_key(client, ns, &probe_secret(stack), &probe_id).await?;
         Ok(match probe_value {
             Some(v) => Ok(((probe_id, v), scope)),
             None => Err(failed(
                 "CredentialsMissing",
-                format!(
-                    "identity: Secret {} has no {probe_id}",
-                    probe_secret(&s.stack)
-                ),
+                format!("identity: Secret {} has no {probe_id}", probe_secret(stack)),
             )),
         })
     }

@@ -36,7 +36,8 @@ use crate::labels;
 use crate::pod;
 use crate::score::InterpretError;
 
-pub const COMPONENT: &str = "identity";
+/// The label value of this component's objects.
+pub const COMPONENT: &str = crate::Component::Identity.name();
 pub const HTTP_PORT: u16 = 8080;
 pub const POSTGRES_PORT: u16 = 5432;
 pub const POSTGRES_IMAGE: &str = "postgres:17-alpine";
