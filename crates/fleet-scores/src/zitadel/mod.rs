@@ -23,6 +23,7 @@
 pub mod objects;
 pub mod probe;
 pub mod provision;
+pub mod provisioning;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -38,7 +39,7 @@ use kube::core::ApiResource;
 use crate::apply::{self, ApplyReport, DesiredObject};
 use crate::labels;
 use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
-use crate::secret::{Sensitive, get_opt, key_names, read_key};
+use crate::secret::{Sensitive, get_opt, read_key};
 use crate::topology::KubernetesTopology;
 use crate::write_once::{self, SecretWrite};
 pub use objects::{COMPONENT, ZitadelInput, ZitadelNames, ZitadelObjects, build};
@@ -327,114 +328,29 @@ impl ZitadelInterpret {
             Ok((client_creds, scope)) => {
                 target.client = Some(client_creds);
                 target.scope = Some(s.probe_scope.clone().unwrap_or(scope));
-                Ok(smoke_probe(&target, s.probe_timeout).await)
+                // A probe user created moments ago may not be known to the
+                // token endpoint yet (projection lag): invalid_client is
+                // retried within the provisioning timeout.
+                Ok(probe::smoke_probe_new_identity(
+                    &target,
+                    s.probe_timeout.max(provision::PROVISION_REQUEST_TIMEOUT),
+                    provision::Retry::PROVISIONING,
+                )
+                .await)
             }
             Err(outcome) => Ok(outcome),
         }
     }
 
-    /// Project, agent and probe machine users (see [`provision`]). Returns
-    /// the probe identity and the audience scope, or the failed probe that
-    /// says why provisioning could not finish.
+    /// Project, agent and probe machine users: see
+    /// [`provisioning::provision_managed`].
     async fn provision(
         &self,
         client: &kube::Client,
         reach_at: &str,
         report: &mut ApplyReport,
     ) -> Result<Result<((String, Sensitive), String), ProbeOutcome>, InterpretError> {
-        let s = &self.score;
-        let ns = &s.namespace;
-        let Some(managed) = &s.spec.managed else {
-            return Ok(Err(failed("NoIdentity", "identity: not managed".into())));
-        };
-        let pat_secret = provisioner_secret(&s.stack);
-        let Some(pat) = read_key(client, ns, &pat_secret, PAT_KEY).await? else {
-            return Ok(Err(failed(
-                "ProvisionerMissing",
-                format!(
-                    "identity: Secret {pat_secret} has no {PAT_KEY}; the setup Job writes it on \
-                     Zitadel's first setup only (delete the database and the Jobs to start over)"
-                ),
-            )));
-        };
-        let api = match provision::ZitadelApi::new(
-            reach_at,
-            &managed.external_domain,
-            pat,
-            s.probe_timeout,
-        ) {
-            Ok(api) => api,
-            Err(e) => return Ok(Err(failed(e.reason(), format!("identity: {e}")))),
-        };
-        // Client secrets only for identities that have none stored yet:
-        // generating one replaces the previous secret in Zitadel, so a
-        // Secret that cannot be read must stop provisioning, not look empty.
-        let mut wanted = Vec::new();
-        for (secret, ids) in [
-            (s.agent_secret.clone(), s.expected_agents.clone()),
-            (probe_secret(&s.stack), vec![probe_user(&s.stack)]),
-        ] {
-            let stored = key_names(client, ns, &secret).await?;
-            wanted.push((secret, ids, stored));
-        }
-        let provisioned = async {
-            let project = api.ensure_project(&format!("{}-fleet", s.stack)).await?;
-            let mut fresh = Vec::new();
-            for (secret, ids, stored) in wanted {
-                let mut values = BTreeMap::new();
-                for id in ids {
-                    if stored.as_ref().is_some_and(|k| k.contains(&id)) {
-                        continue;
-                    }
-                    let user = api.ensure_machine_user(&id).await?;
-                    let (client_id, value) = api.new_client_secret(&user).await?;
-                    if client_id != id {
-                        return Err(provision::ProvisionError::Unexpected {
-                            op: "generate client secret",
-                            what: format!("client id {client_id} differs from the user name {id}"),
-                        });
-                    }
-                    values.insert(id, value);
-                }
-                fresh.push((secret, values));
-            }
-            Ok((project, fresh))
-        }
-        .await;
-        let (project, fresh) = match provisioned {
-            Ok(x) => x,
-            Err(e) => return Ok(Err(failed(e.reason(), format!("identity: {e}")))),
-        };
-        let labels = labels::component_labels(&s.stack, COMPONENT);
-        for (secret, values) in fresh {
-            if values.is_empty() {
-                continue;
-            }
-            let keys: Vec<&str> = values.keys().map(String::as_str).collect();
-            let generate = |k: &str| values.get(k).cloned().unwrap_or_else(|| Sensitive::new(""));
-            let (_, written) = write_once::ensure_secret_with(
-                client, ns, &secret, &labels, &s.owner, &keys, &generate,
-            )
-            .await?;
-            if written != SecretWrite::Unchanged {
-                report.written.push(format!("Secret/{secret}"));
-            }
-        }
-        let scope = provision::audience_scope(&project);
-        let cm = project_facts(&s.stack, ns, &s.owner, &project, &scope);
-        apply::apply_in_order(client, ns, &[DesiredObject::new(&cm)?], report).await?;
-        let probe_id = probe_user(&s.stack);
-        let probe_value = read_key(client, ns, &probe_secret(&s.stack), &probe_id).await?;
-        Ok(match probe_value {
-            Some(v) => Ok(((probe_id, v), scope)),
-            None => Err(failed(
-                "CredentialsMissing",
-                format!(
-                    "identity: Secret {} has no {probe_id}",
-                    probe_secret(&s.stack)
-                ),
-            )),
-        })
+        provisioning::provision_managed(&self.score, client, reach_at, report).await
     }
 }
 
