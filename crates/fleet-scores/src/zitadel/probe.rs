@@ -179,8 +179,8 @@ async fn run(
     let mut tries = 0;
     loop {
         tries += 1;
-        let attempt = request_token(&http, &token_url, host_header, client_id, client_secret, t)
-            .await;
+        let attempt =
+            request_token(&http, &token_url, host_header, client_id, client_secret, t).await;
         match (attempt, lag) {
             (Ok(()), _) => return Ok(()),
             (Err(TokenFailure::InvalidClient(_)), Some(lag)) if tries < lag.attempts => {

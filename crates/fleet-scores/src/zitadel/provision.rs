@@ -295,7 +295,13 @@ pub struct ZitadelApi {
 impl ZitadelApi {
     /// With the production timeout and retry policy.
     pub fn new(base: &str, host: &str, pat: Sensitive) -> Result<Self, ProvisionError> {
-        Self::with_policy(base, host, pat, PROVISION_REQUEST_TIMEOUT, Retry::PROVISIONING)
+        Self::with_policy(
+            base,
+            host,
+            pat,
+            PROVISION_REQUEST_TIMEOUT,
+            Retry::PROVISIONING,
+        )
     }
 
     /// With an explicit request timeout and retry policy (tests use short

@@ -27,7 +27,9 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::provision::{self, ProvisionError, Retry, ZitadelApi};
-use super::{FleetZitadelScore, PAT_KEY, probe_secret, probe_user, project_facts, provisioner_secret};
+use super::{
+    FleetZitadelScore, PAT_KEY, probe_secret, probe_user, project_facts, provisioner_secret,
+};
 use crate::apply::{self, ApplyReport, DesiredObject};
 use crate::labels;
 use crate::score::{InterpretError, ProbeOutcome};
@@ -94,7 +96,12 @@ impl SecretStore for KubeSecrets<'_> {
         read_key(self.client, self.namespace, secret, key).await
     }
 
-    async fn add(&self, secret: &str, key: &str, value: &Sensitive) -> Result<bool, InterpretError> {
+    async fn add(
+        &self,
+        secret: &str,
+        key: &str,
+        value: &Sensitive,
+    ) -> Result<bool, InterpretError> {
         let (_, written) = write_once::ensure_secret_with(
             self.client,
             self.namespace,
@@ -314,9 +321,12 @@ pub async fn provision_managed(
         Ok(p) => p,
         Err(outcome) => return Ok(Err(outcome)),
     };
-    report
-        .written
-        .extend(provisioned.written.iter().map(|name| format!("Secret/{name}")));
+    report.written.extend(
+        provisioned
+            .written
+            .iter()
+            .map(|name| format!("Secret/{name}")),
+    );
     let scope = provision::audience_scope(&provisioned.project_id);
     let cm = project_facts(
         &s.stack,
