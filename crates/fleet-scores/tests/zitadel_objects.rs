@@ -650,19 +650,10 @@ fn the_setup_container_may_use_2gi_for_init_projections() {
     let memory = |m: &Option<std::collections::BTreeMap<String, Quantity>>| {
         m.as_ref().unwrap()["memory"].clone()
     };
-    assert_eq!(
-        memory(&resources.limits),
-        Quantity("2Gi".into())
-    );
-    assert_eq!(
-        memory(&resources.requests),
-        Quantity("512Mi".into())
-    );
+    assert_eq!(memory(&resources.limits), Quantity("2Gi".into()));
+    assert_eq!(memory(&resources.requests), Quantity("512Mi".into()));
     assert_eq!(objects::SETUP_MEMORY, ("512Mi", "2Gi"));
     // The server keeps its own (smaller) limit.
     let server = server(&o).resources.as_ref().unwrap();
-    assert_eq!(
-        memory(&server.limits),
-        Quantity("512Mi".into())
-    );
+    assert_eq!(memory(&server.limits), Quantity("512Mi".into()));
 }

@@ -279,10 +279,11 @@ fn instance_not_found() -> Response {
 }
 
 /// Management calls: instance by Host, then the PAT (`Authorization:
-/// Bearer`), then an injected outage. Returns the error to answer with.
-fn admit(shared: &Shared, headers: &HeaderMap, call: String) -> Result<(), Response> {
+/// Bearer`), then an injected outage. Returns the error to answer with,
+/// `None` to go on.
+fn admit(shared: &Shared, headers: &HeaderMap, call: String) -> Option<Response> {
     if !host_ok(headers) {
-        return Err(instance_not_found());
+        return Some(instance_not_found());
     }
     let mut data = shared.data.lock().expect("fake state");
     data.calls.push(call);
@@ -292,7 +293,7 @@ fn admit(shared: &Shared, headers: &HeaderMap, call: String) -> Result<(), Respo
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or_default();
     if !data.pats.iter().any(|p| p == bearer) {
-        return Err(zitadel_error(
+        return Some(zitadel_error(
             StatusCode::UNAUTHORIZED,
             16,
             "Errors.Token.Invalid",
@@ -301,14 +302,14 @@ fn admit(shared: &Shared, headers: &HeaderMap, call: String) -> Result<(), Respo
     }
     if data.behaviour.unavailable > 0 {
         data.behaviour.unavailable -= 1;
-        return Err(zitadel_error(
+        return Some(zitadel_error(
             StatusCode::SERVICE_UNAVAILABLE,
             14,
             "Errors.Internal",
             "FAKE-unavailable",
         ));
     }
-    Ok(())
+    None
 }
 
 async fn ready(headers: HeaderMap) -> Response {
@@ -346,7 +347,7 @@ async fn search_projects(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = admit(&s, &headers, "POST /management/v1/projects/_search".into()) {
+    if let Some(r) = admit(&s, &headers, "POST /management/v1/projects/_search".into()) {
         return r;
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -372,7 +373,7 @@ async fn search_projects(
 /// (`internal/eventstore/v3/unique_constraints.go`): 409, even while the
 /// search does not show the project yet.
 async fn create_project(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = admit(&s, &headers, "POST /management/v1/projects".into()) {
+    if let Some(r) = admit(&s, &headers, "POST /management/v1/projects".into()) {
         return r;
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -424,7 +425,7 @@ fn user_json(u: &User, stale_token_type: bool) -> Value {
 /// `s.query.SearchUsers(ctx, queries, false)`, no projection trigger): a
 /// user created moments ago is invisible for a few searches.
 async fn search_users(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = admit(&s, &headers, "POST /management/v1/users/_search".into()) {
+    if let Some(r) = admit(&s, &headers, "POST /management/v1/users/_search".into()) {
         return r;
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -453,7 +454,7 @@ async fn get_user(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = admit(&s, &headers, format!("GET /management/v1/users/{id}")) {
+    if let Some(r) = admit(&s, &headers, format!("GET /management/v1/users/{id}")) {
         return r;
     }
     let mut data = s.data.lock().expect("fake state");
@@ -479,7 +480,7 @@ async fn get_user(
 /// `internal/repository/user/user.go`), violated as 409 V3-DKcYh. The
 /// token type defaults to Bearer.
 async fn create_machine(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = admit(&s, &headers, "POST /management/v1/users/machine".into()) {
+    if let Some(r) = admit(&s, &headers, "POST /management/v1/users/machine".into()) {
         return r;
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -544,7 +545,7 @@ async fn update_machine(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = admit(
+    if let Some(r) = admit(
         &s,
         &headers,
         format!("PUT /management/v1/users/{id}/machine"),
@@ -595,7 +596,7 @@ async fn generate_secret(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = admit(
+    if let Some(r) = admit(
         &s,
         &headers,
         format!("PUT /management/v1/users/{id}/secret"),
