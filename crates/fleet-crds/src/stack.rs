@@ -22,7 +22,7 @@ use crate::status::FleetStackStatus;
 /// Any image with `nats-server` (>= 2.10) on its PATH works: the container
 /// command is `nats-server --config /etc/nats/nats.conf`.
 pub const DEFAULT_NATS_IMAGE: &str = "fleetstack/nats-server:2.15.1";
-pub const DEFAULT_ZITADEL_IMAGE: &str = "ghcr.io/zitadel/zitadel:v4.2.0";
+pub const DEFAULT_ZITADEL_IMAGE: &str = "ghcr.io/zitadel/zitadel:v4.19.4";
 /// Image of the setup Job's main container (crates/fleet-zitadel-bootstrap).
 pub const DEFAULT_ZITADEL_BOOTSTRAP_IMAGE: &str = "fleetstack/fleet-zitadel-bootstrap:0.1.0";
 pub const DEFAULT_CALLOUT_IMAGE: &str = "fleetstack/fleet-callout:0.1.0";

@@ -594,3 +594,66 @@ async fn managed_style_probe_checks_debug_ready_first() {
         "{outcome:?}"
     );
 }
+
+#[test]
+fn no_pod_of_the_identity_component_gets_service_link_variables() {
+    // A Service named `zitadel` would otherwise inject ZITADEL_PORT=tcp://...,
+    // which Zitadel reads as its Port setting.
+    for i in [
+        bundled(),
+        input(ZitadelDatabaseSpec {
+            mode: DatabaseMode::External,
+            secret_ref: Some(SecretRef {
+                name: "pg-conn".into(),
+            }),
+        }),
+    ] {
+        let o = zitadel::build(&i);
+        let mut pods = vec![
+            ("init Job", pod_of(&o.init_job)),
+            ("setup Job", pod_of(&o.setup_job)),
+            (
+                "Deployment",
+                o.deployment
+                    .spec
+                    .as_ref()
+                    .unwrap()
+                    .template
+                    .spec
+                    .as_ref()
+                    .unwrap(),
+            ),
+        ];
+        if let Some((_, sts)) = &o.database {
+            pods.push((
+                "PostgreSQL",
+                sts.spec.as_ref().unwrap().template.spec.as_ref().unwrap(),
+            ));
+        }
+        assert_eq!(
+            pods.len(),
+            if o.database.is_some() { 4 } else { 3 },
+            "every pod template is checked"
+        );
+        for (what, pod) in pods {
+            assert_eq!(pod.enable_service_links, Some(false), "{what}");
+        }
+    }
+}
+
+#[test]
+fn the_setup_container_may_use_2gi_for_init_projections() {
+    let o = zitadel::build(&bundled());
+    let setup = &pod_of(&o.setup_job).init_containers.as_ref().unwrap()[0];
+    let resources = setup.resources.as_ref().unwrap();
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let memory = |m: &Option<std::collections::BTreeMap<String, Quantity>>| {
+        m.as_ref().unwrap()["memory"].clone()
+    };
+    assert_eq!(memory(&resources.limits), Quantity("2Gi".into()));
+    assert_eq!(memory(&resources.requests), Quantity("512Mi".into()));
+    assert_eq!(objects::SETUP_MEMORY, ("512Mi", "2Gi"));
+    // The server keeps its own (smaller) limit.
+    let server = server(&o).resources.as_ref().unwrap();
+    assert_eq!(memory(&server.limits), Quantity("512Mi".into()));
+}

@@ -23,6 +23,7 @@
 pub mod objects;
 pub mod probe;
 pub mod provision;
+pub mod provisioning;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -33,12 +34,11 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::apply::DesiredObject;
 use crate::component::Component;
 use crate::labels;
 use crate::resources::Resources;
 use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
-use crate::secret::{Sensitive, get_opt, key_names, read_key};
+use crate::secret::{Sensitive, get_opt, read_key};
 use crate::stack_ref::StackRef;
 use crate::topology::KubernetesTopology;
 pub use objects::{COMPONENT, ZitadelInput, ZitadelNames, ZitadelObjects, build};
@@ -288,105 +288,31 @@ impl ZitadelInterpret<'_> {
             Ok((client_creds, scope)) => {
                 target.client = Some(client_creds);
                 target.scope = Some(s.probe_scope.clone().unwrap_or(scope));
-                Ok(smoke_probe(&target, s.stack.probe_timeout).await)
+                // A probe user created moments ago may not be known to the
+                // token endpoint yet (projection lag): invalid_client is
+                // retried within the provisioning timeout.
+                Ok(probe::smoke_probe_new_identity(
+                    &target,
+                    s.stack
+                        .probe_timeout
+                        .max(provision::PROVISION_REQUEST_TIMEOUT),
+                    provision::Retry::PROVISIONING,
+                )
+                .await)
             }
             Err(outcome) => Ok(outcome),
         }
     }
 
-    /// Project, agent and probe machine users (see [`provision`]). Returns
-    /// the probe identity and the audience scope, or the failed probe that
-    /// says why provisioning could not finish.
+    /// Project, agent and probe machine users: see
+    /// [`provisioning::provision_managed`].
     async fn provision(
         &self,
         client: &kube::Client,
         reach_at: &str,
         resources: &mut Resources<'_>,
     ) -> Result<Result<((String, Sensitive), String), ProbeOutcome>, InterpretError> {
-        let s = self.score;
-        let ns = &s.stack.namespace;
-        let stack = &s.stack.name;
-        let Some(managed) = &s.spec.managed else {
-            return Ok(Err(failed("NoIdentity", "identity: not managed".into())));
-        };
-        let pat_secret = provisioner_secret(stack);
-        let Some(pat) = read_key(client, ns, &pat_secret, PAT_KEY).await? else {
-            return Ok(Err(failed(
-                "ProvisionerMissing",
-                format!(
-                    "identity: Secret {pat_secret} has no {PAT_KEY}; the setup Job writes it on \
-                     Zitadel's first setup only (delete the database and the Jobs to start over)"
-                ),
-            )));
-        };
-        let api = match provision::ZitadelApi::new(
-            reach_at,
-            &managed.external_domain,
-            pat,
-            s.stack.probe_timeout,
-        ) {
-            Ok(api) => api,
-            Err(e) => return Ok(Err(failed(e.reason(), format!("identity: {e}")))),
-        };
-        // Client secrets only for identities that have none stored yet:
-        // generating one replaces the previous secret in Zitadel, so a
-        // Secret that cannot be read must stop provisioning, not look empty.
-        let mut wanted = Vec::new();
-        for (secret, ids) in [
-            (s.agent_secret.clone(), s.expected_agents.clone()),
-            (probe_secret(stack), vec![probe_user(stack)]),
-        ] {
-            let stored = key_names(client, ns, &secret).await?;
-            wanted.push((secret, ids, stored));
-        }
-        let provisioned = async {
-            let project = api.ensure_project(&format!("{stack}-fleet")).await?;
-            let mut fresh = Vec::new();
-            for (secret, ids, stored) in wanted {
-                let mut values = BTreeMap::new();
-                for id in ids {
-                    if stored.as_ref().is_some_and(|k| k.contains(&id)) {
-                        continue;
-                    }
-                    let user = api.ensure_machine_user(&id).await?;
-                    let (client_id, value) = api.new_client_secret(&user).await?;
-                    if client_id != id {
-                        return Err(provision::ProvisionError::Unexpected {
-                            op: "generate client secret",
-                            what: format!("client id {client_id} differs from the user name {id}"),
-                        });
-                    }
-                    values.insert(id, value);
-                }
-                fresh.push((secret, values));
-            }
-            Ok((project, fresh))
-        }
-        .await;
-        let (project, fresh) = match provisioned {
-            Ok(x) => x,
-            Err(e) => return Ok(Err(failed(e.reason(), format!("identity: {e}")))),
-        };
-        for (secret, values) in fresh {
-            if values.is_empty() {
-                continue;
-            }
-            let keys: Vec<&str> = values.keys().map(String::as_str).collect();
-            let generate = |k: &str| values.get(k).cloned().unwrap_or_else(|| Sensitive::new(""));
-            resources.write_once(&secret, &keys, &generate).await?;
-        }
-        let scope = provision::audience_scope(&project);
-        let cm = project_facts(stack, ns, &s.stack.owner, &project, &scope);
-        resources.apply(&[DesiredObject::new(&cm)?]).await?;
-        let probe_id = probe_user(stack);
-        let probe_value = read_key(client, ns, &probe_secret(stack), &probe_id).await?;
-        Ok(match probe_value {
-            Some(v) => Ok(((probe_id, v), scope)),
-            None => Err(failed(
-                "CredentialsMissing",
-                format!("identity: Secret {} has no {probe_id}", probe_secret(stack)),
-            )),
-        })
+        provisioning::provision_managed(self.score, client, reach_at, resources).await
     }
 }
 

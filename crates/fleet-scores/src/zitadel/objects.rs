@@ -69,6 +69,21 @@ pub const PAT_EXPIRATION: &str = "2099-12-31T00:00:00Z";
 /// Key of the provisioner Secret holding the PAT (written by
 /// crates/fleet-zitadel-bootstrap).
 pub const PROVISIONER_PAT_KEY: &str = "pat";
+/// Memory of the `zitadel setup --init-projections` container (request,
+/// limit). Zitadel documents ~512MB for a running instance
+/// (docs/docs/self-hosting/manage/production.md, zitadel#6032); setup
+/// additionally prefills every projection in the same process
+/// (zitadel#7194), so the server's 512Mi limit leaves no headroom, and an
+/// OOM-killed setup pod loses the PAT it was about to write. See
+/// docs/adr/0037.
+pub const SETUP_MEMORY: (&str, &str) = ("512Mi", "2Gi");
+
+/// No `<SERVICE>_PORT=tcp://...` variables in Zitadel's pods: a Service
+/// named `zitadel` in the namespace would inject `ZITADEL_PORT`, which
+/// Zitadel's configuration (env prefix `ZITADEL_`) reads as its `Port`
+/// setting and fails to start on. The official chart sets
+/// `enableServiceLinks: false` on every pod for this reason.
+const ENABLE_SERVICE_LINKS: bool = false;
 
 #[derive(Debug, Clone)]
 pub struct ZitadelInput {
@@ -281,6 +296,7 @@ fn job(input: &ZitadelInput, name: &str, container: Container) -> Job {
                 }),
                 spec: Some(PodSpec {
                     restart_policy: Some("OnFailure".into()),
+                    enable_service_links: Some(ENABLE_SERVICE_LINKS),
                     automount_service_account_token: Some(false),
                     security_context: Some(pod::restricted_pod_security()),
                     containers: vec![container],
@@ -385,6 +401,13 @@ fn setup_job(input: &ZitadelInput, names: &ZitadelNames) -> Job {
         &["setup", "--masterkeyFromEnv", "--init-projections=true"],
     );
     setup.name = "zitadel-setup".into();
+    setup.resources = Some(pod::resources(
+        None,
+        &[
+            ("cpu", "100m", "1"),
+            ("memory", SETUP_MEMORY.0, SETUP_MEMORY.1),
+        ],
+    ));
     if let Some(env) = setup.env.as_mut() {
         // The first instance gets a machine user whose PAT provisions the
         // per-agent machine users (ADR 0034). Setup creates the PAT only
@@ -520,6 +543,7 @@ fn postgres(input: &ZitadelInput, names: &ZitadelNames) -> (Service, StatefulSet
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    enable_service_links: Some(ENABLE_SERVICE_LINKS),
                     automount_service_account_token: Some(false),
                     security_context: Some(PodSecurityContext {
                         run_as_user: Some(POSTGRES_UID),
@@ -608,6 +632,7 @@ pub fn build(input: &ZitadelInput) -> ZitadelObjects {
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    enable_service_links: Some(ENABLE_SERVICE_LINKS),
                     automount_service_account_token: Some(false),
                     security_context: Some(pod::restricted_pod_security()),
                     containers: vec![server],

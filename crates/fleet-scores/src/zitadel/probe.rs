@@ -3,9 +3,17 @@
 //! `client_credentials`. With managed Zitadel, `/debug/ready` is checked
 //! first with the `Host` header Zitadel routes on (without it Zitadel
 //! answers "Instance not found").
+//!
+//! A machine user created moments ago is not known to Zitadel's token
+//! endpoint yet: `clientCredentialsAuth` looks the client up in the user
+//! projection without triggering it (`GetUserByLoginName(ctx, false, ..)`
+//! in zitadel `internal/api/oidc/client_credentials.go`) and answers
+//! `invalid_client` ("client not found") until the projection caught up.
+//! [`smoke_probe_new_identity`] retries exactly that answer, boundedly.
 
 use std::time::{Duration, Instant};
 
+use super::provision::Retry;
 use crate::score::ProbeOutcome;
 use crate::secret::Sensitive;
 
@@ -27,8 +35,27 @@ pub struct IdentityProbeTarget {
 
 /// Runs the probe within `deadline`.
 pub async fn smoke_probe(target: &IdentityProbeTarget, deadline: Duration) -> ProbeOutcome {
+    probe_within(target, deadline, None).await
+}
+
+/// [`smoke_probe`] for a client that may have been created moments ago: a
+/// token answer `invalid_client` is retried per `lag` (still within
+/// `deadline`) before it counts as a refusal.
+pub async fn smoke_probe_new_identity(
+    target: &IdentityProbeTarget,
+    deadline: Duration,
+    lag: Retry,
+) -> ProbeOutcome {
+    probe_within(target, deadline, Some(lag)).await
+}
+
+async fn probe_within(
+    target: &IdentityProbeTarget,
+    deadline: Duration,
+    lag: Option<Retry>,
+) -> ProbeOutcome {
     let started = Instant::now();
-    let result = tokio::time::timeout(deadline, run(target, deadline)).await;
+    let result = tokio::time::timeout(deadline, run(target, deadline, lag)).await;
     let latency = started.elapsed();
     match result {
         Ok(Ok(())) => ProbeOutcome::Passed {
@@ -59,7 +86,18 @@ pub async fn smoke_probe(target: &IdentityProbeTarget, deadline: Duration) -> Pr
 
 type Failure = (&'static str, String);
 
-async fn run(t: &IdentityProbeTarget, deadline: Duration) -> Result<(), Failure> {
+/// The OAuth error of a refused token request, if that was the failure.
+enum TokenFailure {
+    /// `invalid_client`: unknown client or wrong secret (RFC 6749 §5.2).
+    InvalidClient(Failure),
+    Other(Failure),
+}
+
+async fn run(
+    t: &IdentityProbeTarget,
+    deadline: Duration,
+    lag: Option<Retry>,
+) -> Result<(), Failure> {
     let http = reqwest::Client::builder()
         .timeout(deadline)
         .redirect(reqwest::redirect::Policy::none())
@@ -137,22 +175,49 @@ async fn run(t: &IdentityProbeTarget, deadline: Duration) -> Result<(), Failure>
         (Some(_), Some(path)) => at(path),
         _ => token_endpoint.to_string(),
     };
+    let host_header = t.reach_at.is_some().then_some(host.as_str());
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let attempt =
+            request_token(&http, &token_url, host_header, client_id, client_secret, t).await;
+        match (attempt, lag) {
+            (Ok(()), _) => return Ok(()),
+            (Err(TokenFailure::InvalidClient(_)), Some(lag)) if tries < lag.attempts => {
+                tokio::time::sleep(lag.backoff(tries)).await;
+            }
+            (Err(TokenFailure::InvalidClient(f)), _) | (Err(TokenFailure::Other(f)), _) => {
+                return Err(f);
+            }
+        }
+    }
+}
+
+/// One `client_credentials` request.
+async fn request_token(
+    http: &reqwest::Client,
+    token_url: &str,
+    host: Option<&str>,
+    client_id: &str,
+    client_secret: &Sensitive,
+    t: &IdentityProbeTarget,
+) -> Result<(), TokenFailure> {
     let mut form = vec![("grant_type", "client_credentials")];
     if let Some(scope) = &t.scope {
         form.push(("scope", scope));
     }
     let mut req = http
-        .post(&token_url)
+        .post(token_url)
         .basic_auth(client_id, Some(client_secret.expose()))
         .form(&form);
-    if t.reach_at.is_some() {
-        req = req.header(reqwest::header::HOST, host.clone());
+    if let Some(host) = host {
+        req = req.header(reqwest::header::HOST, host);
     }
     let resp = req.send().await.map_err(|e| {
-        (
+        TokenFailure::Other((
             "IdentityUnreachable",
             format!("identity: POST {token_url}: {}", cause(&e)),
-        )
+        ))
     })?;
     let status = resp.status();
     // Only the OAuth error code is reported, never the body (it could
@@ -160,17 +225,22 @@ async fn run(t: &IdentityProbeTarget, deadline: Duration) -> Result<(), Failure>
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
     if !status.is_success() {
         let error = body["error"].as_str().unwrap_or("no OAuth error");
-        return Err((
+        let failure = (
             "TokenRefused",
             format!("identity: {token_url} refused probe client {client_id} ({status} {error})"),
-        ));
+        );
+        return Err(if error == "invalid_client" {
+            TokenFailure::InvalidClient(failure)
+        } else {
+            TokenFailure::Other(failure)
+        });
     }
     match body["access_token"].as_str() {
         Some(token) if !token.is_empty() => Ok(()),
-        _ => Err((
+        _ => Err(TokenFailure::Other((
             "TokenRefused",
             format!("identity: {token_url} answered without an access_token"),
-        )),
+        ))),
     }
 }
 

@@ -15,17 +15,70 @@
 //! of v4.2 cannot set `accessTokenType` (zitadel#10850, fixed after 4.2).
 //!
 //! Requests carry `Host: <ExternalDomain>` (Zitadel routes instances on it)
-//! and go to the Service. Generating a client secret replaces the previous
-//! one, so it is only called for an agent whose secret is not stored yet.
-//! Request bodies and response parsing are pure functions (unit-tested);
-//! [`ZitadelApi`] is the thin HTTP part. Nothing here logs or returns the
-//! PAT or a client secret in an error.
+//! and go to the Service. Request bodies and response parsing are pure
+//! functions (unit-tested); [`ZitadelApi`] is the thin HTTP part. Nothing
+//! here logs or returns the PAT or a client secret in an error.
+//!
+//! Every operation is safe to repeat after an interruption at any point
+//! (checked against an in-process fake of Zitadel in
+//! `tests/zitadel_provision.rs`, behaviours cited from Zitadel's source in
+//! `tests/zitadel_fake/mod.rs`):
+//! * a create whose answer was lost, or that races a search still blind to
+//!   a new object (Zitadel's list endpoints read projections that lag
+//!   behind the event store), answers 409 `AlreadyExists`: we search again,
+//!   with backoff, and adopt what exists;
+//! * an existing machine user is read by id (`GET /users/{id}` triggers the
+//!   user projection, so it is current) and updated only when its
+//!   `accessTokenType` is not JWT; a 400 `Errors.User.NotChanged`
+//!   (COMMAND-2n8vs) from a repeated update counts as success;
+//! * generating a client secret replaces the previous one and shows the new
+//!   one once, so it is only called for an identity whose secret is not
+//!   stored yet, and a retry after a lost answer simply wins.
+//!
+//! Transport errors, timeouts, 429 and 5xx are retried with bounded
+//! exponential backoff ([`Retry`]); each request has its own timeout
+//! ([`PROVISION_REQUEST_TIMEOUT`]), independent of the probe timeout.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::secret::Sensitive;
+
+/// Timeout of one provisioning request. Longer than a probe's: the first
+/// calls land right after Zitadel turned ready, while it still fills its
+/// projections (docs/adr/0037).
+pub const PROVISION_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Zitadel's error id for an update that changes nothing
+/// (`internal/command/user_machine.go`, `changeMachineCommand`).
+pub const NOT_CHANGED_ID: &str = "COMMAND-2n8vs";
+const NOT_CHANGED_KEY: &str = "Errors.User.NotChanged";
+
+/// Bounded retries with exponential backoff: `attempts` tries in all,
+/// waiting `first`, `2*first`, ... (at most `max`) in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    pub attempts: u32,
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Retry {
+    /// Production policy: 5 tries, 0.5 s, 1 s, 2 s, 4 s apart (7.5 s of
+    /// waiting at most per request).
+    pub const PROVISIONING: Retry = Retry {
+        attempts: 5,
+        first: Duration::from_millis(500),
+        max: Duration::from_secs(4),
+    };
+
+    /// The wait before try `n + 1` (after `n` failed tries, `n >= 1`).
+    pub fn backoff(&self, n: u32) -> Duration {
+        let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.first.saturating_mul(factor).min(self.max)
+    }
+}
 
 /// Scope that makes Zitadel put `project_id` into a token's `aud`.
 pub fn audience_scope(project_id: &str) -> String {
@@ -47,9 +100,20 @@ pub enum ProvisionError {
         op: &'static str,
         status: u16,
         detail: String,
+        /// Zitadel's error id (`COMMAND-2n8vs`), when the answer has one.
+        error_id: Option<String>,
     },
     #[error("Zitadel API {op}: unexpected answer: {what}")]
     Unexpected { op: &'static str, what: String },
+    /// A create answered 409 but the object stayed invisible to search for
+    /// every retry (projection lag longer than the retries): the next
+    /// reconcile searches again.
+    #[error("Zitadel API {op}: {what} {name} already exists but is not found by search yet")]
+    NotVisibleYet {
+        op: &'static str,
+        what: &'static str,
+        name: String,
+    },
 }
 
 impl ProvisionError {
@@ -59,7 +123,46 @@ impl ProvisionError {
             ProvisionError::Http { .. } => "ZitadelUnreachable",
             ProvisionError::Status { status: 401, .. }
             | ProvisionError::Status { status: 403, .. } => "ProvisionerRefused",
-            _ => "ProvisioningFailed",
+            ProvisionError::Status { .. } | ProvisionError::Unexpected { .. } => {
+                "ProvisioningFailed"
+            }
+            ProvisionError::NotVisibleYet { .. } => "ProvisioningPending",
+        }
+    }
+
+    /// Worth another try: transport errors (timeouts, refused connections)
+    /// and answers that say the server, not the request, failed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProvisionError::Http { .. } => true,
+            ProvisionError::Status { status, .. } => *status == 429 || *status >= 500,
+            ProvisionError::Unexpected { .. } | ProvisionError::NotVisibleYet { .. } => false,
+        }
+    }
+
+    /// 409: gRPC `AlreadyExists` through the gateway (a unique constraint:
+    /// `Errors.User.AlreadyExists`, `Errors.Project.AlreadyExists`).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, ProvisionError::Status { status: 409, .. })
+    }
+
+    /// 400 `Errors.User.NotChanged` (COMMAND-2n8vs): the update asked for
+    /// what the user already is. Matched on the error id in the details
+    /// or the message (Zitadel may translate the message's text, never
+    /// the id).
+    pub fn is_not_changed(&self) -> bool {
+        match self {
+            ProvisionError::Status {
+                status: 400,
+                detail,
+                error_id,
+                ..
+            } => {
+                error_id.as_deref() == Some(NOT_CHANGED_ID)
+                    || detail.contains(NOT_CHANGED_ID)
+                    || detail.contains(NOT_CHANGED_KEY)
+            }
+            _ => false,
         }
     }
 }
@@ -136,14 +239,45 @@ pub fn client_secret_in(answer: &Value) -> Option<(String, Sensitive)> {
     (!id.is_empty() && !secret.is_empty()).then(|| (id, Sensitive::new(secret)))
 }
 
-/// Zitadel's error message from an error body (`{"code":5,"message":...}`),
-/// cut short; empty when the body is not JSON.
-pub fn error_detail(body: &str) -> String {
-    let message = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_default();
-    message.chars().take(200).collect()
+/// Whether the user of a `GET /management/v1/users/{id}` answer
+/// (`{"user": {..., "machine": {..., "accessTokenType": ...}}}`, message
+/// `zitadel.user.v1.Machine` in `proto/zitadel/user.proto`) issues JWT
+/// access tokens. An absent field is the enum's zero value, Bearer: proto3
+/// JSON may omit defaults.
+pub fn issues_jwt(user_answer: &Value) -> bool {
+    user_answer
+        .pointer("/user/machine/accessTokenType")
+        .and_then(Value::as_str)
+        == Some("ACCESS_TOKEN_TYPE_JWT")
+}
+
+/// Whether a `GET /management/v1/users/{id}` answer is a machine user.
+pub fn is_machine(user_answer: &Value) -> bool {
+    user_answer.pointer("/user/machine").is_some()
+}
+
+/// Zitadel's error message and error id from an error body
+/// (`{"code":9,"message":"Errors.User.NotChanged (COMMAND-2n8vs)",
+/// "details":[{"@type":"type.googleapis.com/zitadel.v1.ErrorDetail",
+/// "id":"COMMAND-2n8vs","message":"Errors.User.NotChanged"}]}`, built by
+/// `internal/api/grpc/gerrors/zitadel_errors.go`), the message cut short;
+/// empty and `None` when the body is not JSON.
+pub fn error_detail(body: &str) -> (String, Option<String>) {
+    let parsed = serde_json::from_str::<Value>(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| v.get("message").and_then(Value::as_str))
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    let id = parsed.as_ref().and_then(|v| {
+        v.get("details")?
+            .as_array()?
+            .iter()
+            .find_map(|d| d.get("id").and_then(Value::as_str).map(str::to_string))
+    });
+    (message, id)
 }
 
 // ---------------------------------------------------------------- HTTP
@@ -155,17 +289,33 @@ pub struct ZitadelApi {
     base: String,
     host: String,
     pat: Sensitive,
+    retry: Retry,
 }
 
 impl ZitadelApi {
-    pub fn new(
+    /// With the production timeout and retry policy.
+    pub fn new(base: &str, host: &str, pat: Sensitive) -> Result<Self, ProvisionError> {
+        Self::with_policy(
+            base,
+            host,
+            pat,
+            PROVISION_REQUEST_TIMEOUT,
+            Retry::PROVISIONING,
+        )
+    }
+
+    /// With an explicit request timeout and retry policy (tests use short
+    /// backoffs).
+    pub fn with_policy(
         base: &str,
         host: &str,
         pat: Sensitive,
         timeout: Duration,
+        retry: Retry,
     ) -> Result<Self, ProvisionError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|source| ProvisionError::Http {
                 op: "client setup",
@@ -176,22 +326,46 @@ impl ZitadelApi {
             base: base.trim_end_matches('/').to_string(),
             host: host.to_string(),
             pat,
+            retry,
         })
     }
 
+    /// One request, retried while the failure is transient.
     async fn call(
         &self,
         op: &'static str,
         method: reqwest::Method,
         path: &str,
-        body: &Value,
+        body: Option<&Value>,
     ) -> Result<Value, ProvisionError> {
-        let resp = self
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.call_once(op, method.clone(), path, body).await {
+                Err(e) if e.is_transient() && tries < self.retry.attempts => {
+                    tokio::time::sleep(self.retry.backoff(tries)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn call_once(
+        &self,
+        op: &'static str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ProvisionError> {
+        let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
             .header(reqwest::header::HOST, &self.host)
-            .bearer_auth(self.pat.expose())
-            .json(body)
+            .bearer_auth(self.pat.expose());
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req
             .send()
             .await
             .map_err(|source| ProvisionError::Http { op, source })?;
@@ -201,10 +375,12 @@ impl ZitadelApi {
             .await
             .map_err(|source| ProvisionError::Http { op, source })?;
         if !status.is_success() {
+            let (detail, error_id) = error_detail(&text);
             return Err(ProvisionError::Status {
                 op,
                 status: status.as_u16(),
-                detail: error_detail(&text),
+                detail,
+                error_id,
             });
         }
         serde_json::from_str(&text).map_err(|_| ProvisionError::Unexpected {
@@ -213,69 +389,159 @@ impl ZitadelApi {
         })
     }
 
-    /// The project named `name`, created if missing.
-    pub async fn ensure_project(&self, name: &str) -> Result<String, ProvisionError> {
+    async fn search_project(&self, name: &str) -> Result<Option<String>, ProvisionError> {
         let found = self
             .call(
                 "search projects",
                 reqwest::Method::POST,
                 "/management/v1/projects/_search",
-                &project_search_body(name),
+                Some(&project_search_body(name)),
             )
             .await?;
-        if let Some(id) = project_id_in(&found, name) {
-            return Ok(id);
-        }
-        let created = self
-            .call(
-                "create project",
-                reqwest::Method::POST,
-                "/management/v1/projects",
-                &project_create_body(name),
-            )
-            .await?;
-        created_id(&created, "id").ok_or(ProvisionError::Unexpected {
-            op: "create project",
-            what: "no project id".into(),
-        })
+        Ok(project_id_in(&found, name))
     }
 
-    /// The machine user named `user_name` with JWT access tokens, created
-    /// if missing (an existing one is switched to JWT tokens).
-    pub async fn ensure_machine_user(&self, user_name: &str) -> Result<String, ProvisionError> {
+    async fn search_user(&self, user_name: &str) -> Result<Option<String>, ProvisionError> {
         let found = self
             .call(
                 "search users",
                 reqwest::Method::POST,
                 "/management/v1/users/_search",
-                &user_search_body(user_name),
+                Some(&user_search_body(user_name)),
             )
             .await?;
-        if let Some(id) = user_id_in(&found, user_name) {
-            self.call(
-                "update machine user",
-                reqwest::Method::PUT,
-                &format!("/management/v1/users/{id}/machine"),
-                &machine_update_body(user_name),
-            )
-            .await?;
+        Ok(user_id_in(&found, user_name))
+    }
+
+    /// After a 409: searches until the existing object shows up (the
+    /// search reads a projection that may lag), bounded by the retry
+    /// policy.
+    async fn adopt_after_conflict<F, Fut>(
+        &self,
+        op: &'static str,
+        what: &'static str,
+        name: &str,
+        search: F,
+    ) -> Result<String, ProvisionError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<String>, ProvisionError>>,
+    {
+        for tries in 1..=self.retry.attempts {
+            if let Some(id) = search().await? {
+                return Ok(id);
+            }
+            if tries < self.retry.attempts {
+                tokio::time::sleep(self.retry.backoff(tries)).await;
+            }
+        }
+        Err(ProvisionError::NotVisibleYet {
+            op,
+            what,
+            name: name.to_string(),
+        })
+    }
+
+    /// The project named `name`: found by search, created if missing, or
+    /// adopted when the create answers 409.
+    pub async fn ensure_project(&self, name: &str) -> Result<String, ProvisionError> {
+        if let Some(id) = self.search_project(name).await? {
             return Ok(id);
         }
-        let created = self
+        match self
+            .call(
+                "create project",
+                reqwest::Method::POST,
+                "/management/v1/projects",
+                Some(&project_create_body(name)),
+            )
+            .await
+        {
+            Ok(created) => created_id(&created, "id").ok_or(ProvisionError::Unexpected {
+                op: "create project",
+                what: "no project id".into(),
+            }),
+            Err(e) if e.is_conflict() => {
+                self.adopt_after_conflict("create project", "project", name, || {
+                    self.search_project(name)
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The machine user named `user_name` with JWT access tokens: created
+    /// if missing (adopted when the create answers 409), an existing one
+    /// switched to JWT only if it is not already.
+    pub async fn ensure_machine_user(&self, user_name: &str) -> Result<String, ProvisionError> {
+        if let Some(id) = self.search_user(user_name).await? {
+            self.ensure_jwt(&id, user_name).await?;
+            return Ok(id);
+        }
+        match self
             .call(
                 "create machine user",
                 reqwest::Method::POST,
                 "/management/v1/users/machine",
-                &machine_user_body(user_name),
+                Some(&machine_user_body(user_name)),
             )
-            .await?;
-        created_id(&created, "userId").ok_or(ProvisionError::Unexpected {
-            op: "create machine user",
-            what: "no user id".into(),
-        })
+            .await
+        {
+            Ok(created) => created_id(&created, "userId").ok_or(ProvisionError::Unexpected {
+                op: "create machine user",
+                what: "no user id".into(),
+            }),
+            Err(e) if e.is_conflict() => {
+                let id = self
+                    .adopt_after_conflict("create machine user", "user", user_name, || {
+                        self.search_user(user_name)
+                    })
+                    .await?;
+                // Not necessarily ours: a user of that name made by hand.
+                self.ensure_jwt(&id, user_name).await?;
+                Ok(id)
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    /// A new client secret for the user (replaces any previous one).
+    /// Reads the user and updates it only when its tokens are not JWTs; a
+    /// NotChanged answer (a concurrent or repeated update won) is success.
+    async fn ensure_jwt(&self, id: &str, user_name: &str) -> Result<(), ProvisionError> {
+        let user = self
+            .call(
+                "get user",
+                reqwest::Method::GET,
+                &format!("/management/v1/users/{id}"),
+                None,
+            )
+            .await?;
+        if !is_machine(&user) {
+            return Err(ProvisionError::Unexpected {
+                op: "get user",
+                what: format!("user {user_name} exists but is not a machine user"),
+            });
+        }
+        if issues_jwt(&user) {
+            return Ok(());
+        }
+        match self
+            .call(
+                "update machine user",
+                reqwest::Method::PUT,
+                &format!("/management/v1/users/{id}/machine"),
+                Some(&machine_update_body(user_name)),
+            )
+            .await
+        {
+            Err(e) if e.is_not_changed() => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// A new client secret for the user (replaces any previous one; shown
+    /// only in this answer).
     pub async fn new_client_secret(
         &self,
         user_id: &str,
@@ -285,7 +551,7 @@ impl ZitadelApi {
                 "generate client secret",
                 reqwest::Method::PUT,
                 &format!("/management/v1/users/{user_id}/secret"),
-                &json!({}),
+                Some(&json!({})),
             )
             .await?;
         client_secret_in(&answer).ok_or(ProvisionError::Unexpected {
@@ -352,9 +618,9 @@ mod tests {
         assert_eq!(created_id(&json!({"userId": ""}), "userId"), None);
         assert_eq!(
             error_detail(r#"{"code":7,"message":"No matching permissions found"}"#),
-            "No matching permissions found"
+            ("No matching permissions found".to_string(), None)
         );
-        assert_eq!(error_detail("<html>"), "");
+        assert_eq!(error_detail("<html>"), (String::new(), None));
         assert_eq!(
             audience_scope("222"),
             "openid urn:zitadel:iam:org:project:id:222:aud"
@@ -363,7 +629,64 @@ mod tests {
             op: "create project",
             status: 403,
             detail: String::new(),
+            error_id: None,
         };
         assert_eq!(e.reason(), "ProvisionerRefused");
+        assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn not_changed_is_recognised_by_id_or_key_and_only_on_400() {
+        let body = r#"{"code":9,"message":"Errors.User.NotChanged (COMMAND-2n8vs)",
+            "details":[{"@type":"type.googleapis.com/zitadel.v1.ErrorDetail",
+            "id":"COMMAND-2n8vs","message":"Errors.User.NotChanged"}]}"#;
+        let (detail, error_id) = error_detail(body);
+        assert_eq!(error_id.as_deref(), Some(NOT_CHANGED_ID));
+        let status = |status, detail: &str, error_id: Option<&str>| ProvisionError::Status {
+            op: "update machine user",
+            status,
+            detail: detail.into(),
+            error_id: error_id.map(str::to_string),
+        };
+        assert!(status(400, &detail, error_id.as_deref()).is_not_changed());
+        // A translated message still carries the id in the details.
+        assert!(status(400, "User not changed", Some(NOT_CHANGED_ID)).is_not_changed());
+        assert!(!status(400, "Errors.User.Invalid (COMMAND-bs9Ds)", None).is_not_changed());
+        assert!(!status(409, &detail, error_id.as_deref()).is_not_changed());
+        assert!(status(409, "Errors.User.AlreadyExists (V3-DKcYh)", None).is_conflict());
+    }
+
+    #[test]
+    fn transient_failures_are_5xx_and_429_only_and_backoff_is_bounded() {
+        let status = |status| ProvisionError::Status {
+            op: "x",
+            status,
+            detail: String::new(),
+            error_id: None,
+        };
+        assert!(status(503).is_transient() && status(500).is_transient());
+        assert!(status(429).is_transient());
+        assert!(!status(400).is_transient() && !status(409).is_transient());
+        assert!(!status(404).is_transient());
+        let r = Retry::PROVISIONING;
+        let waits: Vec<_> = (1..r.attempts).map(|n| r.backoff(n)).collect();
+        assert_eq!(
+            waits,
+            [500, 1000, 2000, 4000].map(Duration::from_millis).to_vec()
+        );
+        assert_eq!(r.backoff(40), r.max);
+    }
+
+    #[test]
+    fn token_type_is_read_from_the_v1_machine_message_and_absent_means_bearer() {
+        let jwt = json!({"user": {"id": "9", "userName": "a", "machine":
+            {"name": "a", "accessTokenType": "ACCESS_TOKEN_TYPE_JWT"}}});
+        let bearer = json!({"user": {"id": "9", "machine":
+            {"name": "a", "accessTokenType": "ACCESS_TOKEN_TYPE_BEARER"}}});
+        let default = json!({"user": {"id": "9", "machine": {"name": "a"}}});
+        let human = json!({"user": {"id": "9", "human": {}}});
+        assert!(issues_jwt(&jwt));
+        assert!(!issues_jwt(&bearer) && !issues_jwt(&default));
+        assert!(is_machine(&default) && !is_machine(&human));
     }
 }
