@@ -395,10 +395,9 @@ fn check_storage_size(path: &str, q: &Quantity, errors: &mut Vec<SpecError>) {
             path,
             format!("{:?} is not a Kubernetes quantity (e.g. 1Gi): {why}", q.0),
         )),
-        Ok(p) if p.is_zero() || p.is_negative() => errors.push(err(
-            path,
-            format!("{:?} must be greater than zero", q.0),
-        )),
+        Ok(p) if p.is_zero() || p.is_negative() => {
+            errors.push(err(path, format!("{:?} must be greater than zero", q.0)))
+        }
         Ok(_) => {}
     }
 }
@@ -455,7 +454,10 @@ fn check_resources(path: &str, res: &ComputeResources, errors: &mut Vec<SpecErro
         .iter()
         .any(|r| res.requests.contains_key(*r) || res.limits.contains_key(*r));
     if huge_pages && !cpu_or_memory {
-        errors.push(err(path, "hugepages require a cpu or memory request or limit"));
+        errors.push(err(
+            path,
+            "hugepages require a cpu or memory request or limit",
+        ));
     }
 }
 
@@ -490,7 +492,10 @@ fn parse_all(
             )),
             Ok(p) if kind == ResourceKind::Extended && !p.is_integer() => errors.push(err(
                 &field,
-                format!("{:?} must be a whole number ({name} is an extended resource)", q.0),
+                format!(
+                    "{:?} must be a whole number ({name} is an extended resource)",
+                    q.0
+                ),
             )),
             Ok(p) => {
                 out.insert(name.clone(), (kind, p));

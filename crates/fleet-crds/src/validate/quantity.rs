@@ -246,7 +246,9 @@ fn decimal_nanos(digits: &str, shift: i64) -> Magnitude {
     }
     // Drop `-shift` digits from the right; anything dropped is non-zero
     // (no trailing zeros), so round up.
-    let keep = i64::try_from(digits.len()).unwrap_or(i64::MAX).saturating_add(shift);
+    let keep = i64::try_from(digits.len())
+        .unwrap_or(i64::MAX)
+        .saturating_add(shift);
     if keep <= 0 {
         return Magnitude::Exact(1);
     }
@@ -275,7 +277,10 @@ fn binary_nanos(digits: &str, shift: i64, exponent: u32) -> Magnitude {
             .and_then(|p| d.checked_mul(p))
             .map_or(Magnitude::Huge, Magnitude::Exact);
     }
-    let Some(divisor) = u32::try_from(-shift).ok().and_then(|s| 10u128.checked_pow(s)) else {
+    let Some(divisor) = u32::try_from(-shift)
+        .ok()
+        .and_then(|s| 10u128.checked_pow(s))
+    else {
         // More than 38 fractional digits below the nano: a tiny non-zero.
         return Magnitude::Exact(1);
     };

@@ -11,8 +11,10 @@ pub fn check_dns_subdomain(s: &str) -> Result<(), &'static str> {
     if s.split('.').all(is_dns_label_1123) {
         Ok(())
     } else {
-        Err("must be lowercase letters, digits, '-' and '.', each dot-separated part \
-             starting and ending with a letter or digit")
+        Err(
+            "must be lowercase letters, digits, '-' and '.', each dot-separated part \
+             starting and ending with a letter or digit",
+        )
     }
 }
 
@@ -32,8 +34,10 @@ pub fn check_dns_1035_label(s: &str) -> Result<(), &'static str> {
     if is_dns_label_1123(s) && s.as_bytes()[0].is_ascii_lowercase() {
         Ok(())
     } else {
-        Err("must start with a lowercase letter, contain only lowercase letters, digits and '-', \
-             and end with a letter or digit")
+        Err(
+            "must start with a lowercase letter, contain only lowercase letters, digits and '-', \
+             and end with a letter or digit",
+        )
     }
 }
 
@@ -117,7 +121,9 @@ pub fn check_image(image: &str) -> Result<(), &'static str> {
     if let Some(t) = tag
         && !is_tag(t)
     {
-        return Err("tag must be 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'");
+        return Err(
+            "tag must be 1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'",
+        );
     }
     if name.len() > 255 {
         return Err("repository name must be at most 255 characters");
@@ -126,7 +132,10 @@ pub fn check_image(image: &str) -> Result<(), &'static str> {
     // The first component is a registry when it looks like a host.
     if components.len() > 1 {
         let first = components[0];
-        if first.contains(['.', ':']) || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) {
+        if first.contains(['.', ':'])
+            || first == "localhost"
+            || first.chars().any(|c| c.is_ascii_uppercase())
+        {
             if !is_registry(first) {
                 return Err("registry must be a host name or address with an optional :port");
             }
@@ -136,7 +145,9 @@ pub fn check_image(image: &str) -> Result<(), &'static str> {
     if components.iter().all(|c| is_path_component(c)) {
         Ok(())
     } else {
-        Err("repository path must be lowercase letters and digits separated by '/', '.', '_', '__' or '-'")
+        Err(
+            "repository path must be lowercase letters and digits separated by '/', '.', '_', '__' or '-'",
+        )
     }
 }
 
@@ -236,8 +247,7 @@ pub enum ResourceKind {
 }
 
 pub fn resource_kind(name: &str) -> Result<ResourceKind, &'static str> {
-    const NOT_A_RESOURCE: &str =
-        "must be cpu, memory, ephemeral-storage, hugepages-<size> or an extended resource <domain>/<name>";
+    const NOT_A_RESOURCE: &str = "must be cpu, memory, ephemeral-storage, hugepages-<size> or an extended resource <domain>/<name>";
     if check_qualified_name(name).is_err() {
         return Err(NOT_A_RESOURCE);
     }
@@ -324,10 +334,20 @@ mod tests {
     #[test]
     fn resource_names_follow_the_container_rules() {
         assert_eq!(resource_kind("cpu"), Ok(ResourceKind::Standard));
-        assert_eq!(resource_kind("ephemeral-storage"), Ok(ResourceKind::Standard));
+        assert_eq!(
+            resource_kind("ephemeral-storage"),
+            Ok(ResourceKind::Standard)
+        );
         assert_eq!(resource_kind("hugepages-2Mi"), Ok(ResourceKind::HugePages));
         assert_eq!(resource_kind("nvidia.com/gpu"), Ok(ResourceKind::Extended));
-        for bad in ["cpus", "storage", "hugepages-x", "kubernetes.io/foo", "requests.x/y", "a b"] {
+        for bad in [
+            "cpus",
+            "storage",
+            "hugepages-x",
+            "kubernetes.io/foo",
+            "requests.x/y",
+            "a b",
+        ] {
             assert!(resource_kind(bad).is_err(), "{bad}");
         }
     }

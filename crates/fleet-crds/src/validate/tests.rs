@@ -213,7 +213,9 @@ fn agent_quantities_are_checked_naming_the_field() {
     let errors = messages(&spec);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
-        errors[0].starts_with("spec.agents.resources.requests.cpu: \"banana\" is not a Kubernetes quantity"),
+        errors[0].starts_with(
+            "spec.agents.resources.requests.cpu: \"banana\" is not a Kubernetes quantity"
+        ),
         "{}",
         errors[0]
     );
@@ -347,8 +349,7 @@ fn probe_ranges_are_checked() {
 fn ranges_match_the_crd_schema() {
     use kube::CustomResourceExt;
     let crd = serde_json::to_value(crate::FleetStack::crd()).expect("crd json");
-    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-        ["properties"];
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
     for (section, field, range) in [
         ("nats", "replicas", SERVER_REPLICAS),
         ("callout", "replicas", SERVER_REPLICAS),
@@ -361,7 +362,10 @@ fn ranges_match_the_crd_schema() {
         let schema = &spec[section]["properties"][field];
         assert_eq!(
             (schema["minimum"].as_f64(), schema["maximum"].as_f64()),
-            (Some(f64::from(*range.start())), Some(f64::from(*range.end()))),
+            (
+                Some(f64::from(*range.start())),
+                Some(f64::from(*range.end()))
+            ),
             "{section}.{field}: {schema}"
         );
     }
