@@ -13,8 +13,8 @@
 //! ```
 //!
 //! Upstream quirks kept on purpose (so we refuse exactly what the API
-//! server refuses): a sign or zeros alone (`+`, `-`, `000`) and a lone `.`
-//! are zero; `1.` and `.5` are numbers; `1E` is 10^18 while `1E3` is 1000;
+//! server refuses): a sign or zeros alone (`+`, `-`, `000`), a lone `.` and
+//! a suffix without digits (`Gi`) are zero; `1.` and `.5` are numbers; `1E` is 10^18 while `1E3` is 1000;
 //! binary quantities are capped at 2^63-1 units; values are kept to nano
 //! precision, a finer non-zero value rounding away from zero (`0.9n` is
 //! `1n`). One deliberate difference: surrounding whitespace, which the API
