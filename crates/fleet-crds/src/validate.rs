@@ -1,15 +1,33 @@
-//! Spec checks the OpenAPI schema of a Kubernetes 1.20 API server cannot
-//! express (it has no CEL): "exactly one of", cross-field requirements,
-//! label syntax in map keys, quantity syntax, reserved variants.
+//! Spec checks beyond what the OpenAPI schema of a Kubernetes 1.20 API
+//! server can express (it has no CEL): "exactly one of", cross-field
+//! requirements, quantity syntax and limits >= requests, label, name and
+//! image syntax, reserved variants; plus the schema's own ranges again, so
+//! a Rust caller that never went through the API server gets the same
+//! answer.
 //!
-//! Every error names the field path (`spec.agents.labels["x y"]`) because
-//! it ends up verbatim in the `Stalled` condition a user reads.
+//! Two rules hold for every check here:
+//! * every field is checked whenever it is present, whether or not its
+//!   feature is on (`nats.jetstream.storageSize: lots` is refused while
+//!   JetStream is off: turning it on later must not turn a Ready stack
+//!   into a Stalled one);
+//! * every error names the field path (`spec.agents.labels["x y"]`),
+//!   because it ends up verbatim in the `Stalled` condition a user reads.
+//!
+//! Anything we pass through to a child object is checked with the rule the
+//! API server (or the kubelet) would apply to it, so a spec that passes
+//! here is not refused later with a raw API error.
 
+pub mod quantity;
+pub mod syntax;
+
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::stack::*;
+use syntax::ResourceKind;
 
 /// One invalid field: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +41,28 @@ fn err(path: impl Into<String>, message: impl Into<String>) -> SpecError {
     SpecError {
         path: path.into(),
         message: message.into(),
+    }
+}
+
+/// Ranges of the integer fields; the CRD schema carries the same numbers
+/// (`schemars(range(...))` in stack.rs; a test keeps them equal).
+pub const SERVER_REPLICAS: RangeInclusive<i32> = 1..=9;
+pub const AGENT_REPLICAS: RangeInclusive<i32> = 0..=1000;
+pub const PROBE_INTERVAL_SECONDS: RangeInclusive<i32> = 5..=86400;
+pub const PROBE_TIMEOUT_SECONDS: RangeInclusive<i32> = 1..=300;
+pub const READY_DEADLINE_SECONDS: RangeInclusive<i32> = 10..=86400;
+
+/// `parent.key` for a plain resource name, `parent["key"]` otherwise (a
+/// name with `.` or `/` would read as more path segments).
+pub fn key_path(parent: &str, key: &str) -> String {
+    if !key.is_empty()
+        && key
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+    {
+        format!("{parent}.{key}")
+    } else {
+        format!("{parent}[{key:?}]")
     }
 }
 
@@ -45,21 +85,22 @@ pub fn validate_spec(spec: &FleetStackSpec) -> Result<(), Vec<SpecError>> {
     if let Some(callout) = &spec.callout {
         check_callout(callout, spec, &mut errors);
     }
-    if spec.operator.is_some() && spec.nats.is_none() {
-        errors.push(err("spec.operator", "requires spec.nats"));
+    if let Some(operator) = &spec.operator {
+        if spec.nats.is_none() {
+            errors.push(err("spec.operator", "requires spec.nats"));
+        }
+        check_image("spec.operator.image", &operator.image, &mut errors);
+        check_range(
+            "spec.operator.replicas",
+            operator.replicas,
+            SERVER_REPLICAS,
+            &mut errors,
+        );
     }
     if let Some(agents) = &spec.agents {
         check_agents(agents, spec, &mut errors);
     }
-    if spec.probe.timeout_seconds >= spec.probe.ready_deadline_seconds {
-        errors.push(err(
-            "spec.probe.timeoutSeconds",
-            format!(
-                "must be smaller than spec.probe.readyDeadlineSeconds ({})",
-                spec.probe.ready_deadline_seconds
-            ),
-        ));
-    }
+    check_probe(&spec.probe, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -74,7 +115,8 @@ pub fn validate_spec(spec: &FleetStackSpec) -> Result<(), Vec<SpecError>> {
 pub const MAX_STACK_NAME: usize = 40;
 
 /// The FleetStack's own name, which every child name derives from (the
-/// API server allows up to 253 characters; its children do not).
+/// API server allows up to 253 characters and dots; its children do not:
+/// `<name>-nats` is a Service name, a DNS-1035 label).
 pub fn validate_name(name: &str) -> Result<(), SpecError> {
     if name.len() > MAX_STACK_NAME {
         return Err(err(
@@ -86,20 +128,33 @@ pub fn validate_name(name: &str) -> Result<(), SpecError> {
             ),
         ));
     }
-    Ok(())
+    syntax::check_dns_1035_label(name).map_err(|why| {
+        err(
+            "metadata.name",
+            format!("{why}: children such as the Service <name>-nats are named after it"),
+        )
+    })
 }
 
 fn check_nats(nats: &NatsSpec, spec: &FleetStackSpec, errors: &mut Vec<SpecError>) {
-    if nats.jetstream.enabled {
-        check_quantity(
-            "spec.nats.jetstream.storageSize",
-            &nats.jetstream.storage_size,
-            errors,
-        );
-    }
+    check_range("spec.nats.replicas", nats.replicas, SERVER_REPLICAS, errors);
+    check_image("spec.nats.image", &nats.image, errors);
     if let Some(res) = &nats.resources {
-        check_quantities("spec.nats.resources.requests", &res.requests, errors);
-        check_quantities("spec.nats.resources.limits", &res.limits, errors);
+        check_resources("spec.nats.resources", res, errors);
+    }
+    // Checked with JetStream off too: see the module doc.
+    check_storage_size(
+        "spec.nats.jetstream.storageSize",
+        &nats.jetstream.storage_size,
+        errors,
+    );
+    if let Some(class) = &nats.jetstream.storage_class_name
+        && let Err(why) = syntax::check_dns_subdomain(class)
+    {
+        errors.push(err(
+            "spec.nats.jetstream.storageClassName",
+            format!("{why} (a StorageClass name)"),
+        ));
     }
     if nats.auth.mode == NatsAuthMode::Callout {
         if spec.callout.is_none() {
@@ -127,17 +182,49 @@ fn check_identity(identity: &IdentitySpec, errors: &mut Vec<SpecError>) {
             "spec.identity",
             "spec.identity.managed and spec.identity.external are mutually exclusive",
         )),
-        (Some(managed), None) => {
-            if managed.database.mode == DatabaseMode::External
-                && managed.database.secret_ref.is_none()
-            {
-                errors.push(err(
-                    "spec.identity.managed.database.secretRef",
-                    "required when spec.identity.managed.database.mode is External",
-                ));
-            }
+        (Some(_), None) | (None, Some(_)) => {}
+    }
+    // Both sections are checked even when they conflict: a user fixes
+    // everything in one go.
+    if let Some(managed) = &identity.managed {
+        check_image("spec.identity.managed.image", &managed.image, errors);
+        if let Err(why) = syntax::check_dns_subdomain(&managed.external_domain) {
+            errors.push(err(
+                "spec.identity.managed.externalDomain",
+                format!("{why} (a domain name)"),
+            ));
         }
-        (None, Some(_)) => {}
+        check_image(
+            "spec.identity.managed.bootstrapImage",
+            &managed.bootstrap_image,
+            errors,
+        );
+        match (managed.database.mode, &managed.database.secret_ref) {
+            (DatabaseMode::External, None) => errors.push(err(
+                "spec.identity.managed.database.secretRef",
+                "required when spec.identity.managed.database.mode is External",
+            )),
+            (DatabaseMode::External | DatabaseMode::Bundled, Some(secret)) => check_secret_ref(
+                "spec.identity.managed.database.secretRef.name",
+                secret,
+                errors,
+            ),
+            (DatabaseMode::Bundled, None) => {}
+        }
+    }
+    if let Some(external) = &identity.external {
+        check_issuer("spec.identity.external.issuer", &external.issuer, errors);
+        check_secret_ref(
+            "spec.identity.external.clientCredentials.name",
+            &external.client_credentials,
+            errors,
+        );
+    }
+    if let Some(secret) = &identity.agent_credentials {
+        check_secret_ref("spec.identity.agentCredentials.name", secret, errors);
+    }
+    if let Some(scope) = &identity.scope {
+        check_env_text("spec.identity.scope", scope, 1024, errors);
     }
 }
 
@@ -152,36 +239,56 @@ fn check_callout(callout: &CalloutSpec, spec: &FleetStackSpec, errors: &mut Vec<
             "requires spec.nats.auth.mode: Callout (NATS only consults the callout in that mode)",
         ));
     }
+    check_image("spec.callout.image", &callout.image, errors);
+    check_range(
+        "spec.callout.replicas",
+        callout.replicas,
+        SERVER_REPLICAS,
+        errors,
+    );
     let external = spec.identity.as_ref().is_some_and(|i| i.external.is_some());
-    if external && callout.audience.is_none() {
-        errors.push(err(
+    match &callout.audience {
+        None if external => errors.push(err(
             "spec.callout.audience",
             "required with spec.identity.external: the `aud` agents' access tokens carry",
-        ));
+        )),
+        None => {}
+        Some(audience) => check_env_text("spec.callout.audience", audience, 1024, errors),
     }
     if let Some(claim) = &callout.identity_claim
-        && (claim.is_empty() || claim.chars().any(char::is_whitespace))
+        && (claim.is_empty() || claim.len() > 128 || claim.chars().any(char::is_whitespace))
     {
         errors.push(err(
             "spec.callout.identityClaim",
-            "must be a claim name without spaces (e.g. sub, azp, client_id)",
+            "must be a claim name of 1-128 characters without spaces (e.g. sub, azp, client_id)",
         ));
+    }
+    if let Some(secret) = &callout.introspection_credentials {
+        check_secret_ref("spec.callout.introspectionCredentials.name", secret, errors);
     }
 }
 
 fn check_agents(agents: &AgentsSpec, spec: &FleetStackSpec, errors: &mut Vec<SpecError>) {
-    if agents.target == AgentTarget::Vm {
-        errors.push(err(
+    match agents.target {
+        AgentTarget::Vm => errors.push(err(
             "spec.agents.target",
             "Vm is reserved in the API but not implemented yet; use Pod",
-        ));
+        )),
+        AgentTarget::Pod => {}
     }
+    check_range(
+        "spec.agents.replicas",
+        agents.replicas,
+        AGENT_REPLICAS,
+        errors,
+    );
     if spec.nats.is_none() && agents.replicas > 0 {
         errors.push(err("spec.agents.replicas", "agents require spec.nats"));
     }
+    check_image("spec.agents.image", &agents.image, errors);
     for (key, value) in &agents.labels {
         let path = format!("spec.agents.labels[{key:?}]");
-        if let Err(why) = check_label_key(key) {
+        if let Err(why) = syntax::check_qualified_name(key) {
             errors.push(err(&path, format!("invalid label key: {why}")));
         } else if key.starts_with("app.kubernetes.io/") {
             errors.push(err(
@@ -189,292 +296,214 @@ fn check_agents(agents: &AgentsSpec, spec: &FleetStackSpec, errors: &mut Vec<Spe
                 "app.kubernetes.io/ labels are set by the reconciler",
             ));
         }
-        if let Err(why) = check_label_value(value) {
+        if let Err(why) = syntax::check_label_value(value) {
             errors.push(err(&path, format!("invalid label value: {why}")));
         }
     }
-}
-
-fn check_quantities(path: &str, map: &BTreeMap<String, Quantity>, errors: &mut Vec<SpecError>) {
-    for (name, q) in map {
-        check_quantity(&format!("{path}.{name}"), q, errors);
+    if let Some(res) = &agents.resources {
+        check_resources("spec.agents.resources", res, errors);
     }
 }
 
-fn check_quantity(path: &str, q: &Quantity, errors: &mut Vec<SpecError>) {
-    if !is_quantity(&q.0) {
+fn check_probe(probe: &ProbeSpec, errors: &mut Vec<SpecError>) {
+    check_range(
+        "spec.probe.intervalSeconds",
+        probe.interval_seconds,
+        PROBE_INTERVAL_SECONDS,
+        errors,
+    );
+    check_range(
+        "spec.probe.timeoutSeconds",
+        probe.timeout_seconds,
+        PROBE_TIMEOUT_SECONDS,
+        errors,
+    );
+    check_range(
+        "spec.probe.readyDeadlineSeconds",
+        probe.ready_deadline_seconds,
+        READY_DEADLINE_SECONDS,
+        errors,
+    );
+    if probe.timeout_seconds >= probe.ready_deadline_seconds {
         errors.push(err(
-            path,
-            format!("{:?} is not a Kubernetes quantity (e.g. 500m, 1Gi)", q.0),
+            "spec.probe.timeoutSeconds",
+            format!(
+                "must be smaller than spec.probe.readyDeadlineSeconds ({})",
+                probe.ready_deadline_seconds
+            ),
         ));
     }
 }
 
-/// `<number><suffix>`: a positive decimal with an optional binary or decimal
-/// SI suffix. Exponent forms (`1e3`) are accepted too.
-pub fn is_quantity(s: &str) -> bool {
-    let s = s.strip_prefix('+').unwrap_or(s);
-    let num_end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, suffix) = s.split_at(num_end);
-    let valid_number = !num.is_empty()
-        && num != "."
-        && num.matches('.').count() <= 1
-        && num.chars().any(|c| c.is_ascii_digit());
-    let valid_suffix = matches!(
-        suffix,
-        "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" | "m" | "k" | "M" | "G" | "T" | "P" | "E"
-    ) || (suffix.len() > 1
-        && (suffix.starts_with('e') || suffix.starts_with('E'))
-        && suffix[1..]
-            .strip_prefix(['+', '-'])
-            .unwrap_or(&suffix[1..])
-            .chars()
-            .all(|c| c.is_ascii_digit())
-        && suffix[1..].chars().any(|c| c.is_ascii_digit()));
-    valid_number && valid_suffix
-}
-
-fn is_name_part(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-}
-
-fn is_dns_subdomain(s: &str) -> bool {
-    s.len() <= 253
-        && s.split('.').all(|label| {
-            let b = label.as_bytes();
-            !b.is_empty()
-                && b.len() <= 63
-                && b[0].is_ascii_alphanumeric()
-                && b[b.len() - 1].is_ascii_alphanumeric()
-                && b.iter()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        })
-}
-
-/// Label key: `[prefix/]name` (Kubernetes `IsQualifiedName`).
-pub fn check_label_key(key: &str) -> Result<(), &'static str> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    if let Some(p) = prefix
-        && !is_dns_subdomain(p)
-    {
-        return Err("prefix must be a DNS subdomain");
+fn check_range(path: &str, value: i32, range: RangeInclusive<i32>, errors: &mut Vec<SpecError>) {
+    if !range.contains(&value) {
+        errors.push(err(
+            path,
+            format!(
+                "must be between {} and {} ({value} given)",
+                range.start(),
+                range.end()
+            ),
+        ));
     }
-    if !is_name_part(name) {
-        return Err(
-            "name must be 1-63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric",
-        );
-    }
-    Ok(())
 }
 
-/// Label value: empty or a name part.
-pub fn check_label_value(value: &str) -> Result<(), &'static str> {
-    if value.is_empty() || is_name_part(value) {
-        Ok(())
-    } else {
-        Err(
-            "must be empty or 1-63 alphanumerics, '-', '_' or '.', starting and ending alphanumeric",
-        )
+fn check_image(path: &str, image: &str, errors: &mut Vec<SpecError>) {
+    if let Err(why) = syntax::check_image(image) {
+        errors.push(err(
+            path,
+            format!("{image:?} is not a container image reference: {why}"),
+        ));
     }
+}
+
+fn check_secret_ref(path: &str, secret: &SecretRef, errors: &mut Vec<SpecError>) {
+    if let Err(why) = syntax::check_dns_subdomain(&secret.name) {
+        errors.push(err(path, format!("{why} (a Secret name)")));
+    }
+}
+
+fn check_issuer(path: &str, issuer: &str, errors: &mut Vec<SpecError>) {
+    let host = issuer
+        .strip_prefix("https://")
+        .or_else(|| issuer.strip_prefix("http://"));
+    match host {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {
+            if issuer.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                errors.push(err(path, "must not contain spaces or control characters"));
+            }
+        }
+        Some(_) | None => errors.push(err(
+            path,
+            "must be an http:// or https:// URL with a host (the tokens' `iss`)",
+        )),
+    }
+}
+
+/// Text that ends up in a container's environment.
+fn check_env_text(path: &str, value: &str, max: usize, errors: &mut Vec<SpecError>) {
+    if value.is_empty() || value.len() > max {
+        errors.push(err(path, format!("must be 1-{max} characters")));
+    } else if let Err(why) = syntax::check_printable(value) {
+        errors.push(err(path, why));
+    }
+}
+
+fn check_storage_size(path: &str, q: &Quantity, errors: &mut Vec<SpecError>) {
+    match quantity::parse(&q.0) {
+        Err(why) => errors.push(err(
+            path,
+            format!("{:?} is not a Kubernetes quantity (e.g. 1Gi): {why}", q.0),
+        )),
+        Ok(p) if p.is_zero() || p.is_negative() => {
+            errors.push(err(path, format!("{:?} must be greater than zero", q.0)))
+        }
+        Ok(_) => {}
+    }
+}
+
+/// A container's requests and limits with the rules of the API server's
+/// `ValidateResourceRequirements`: known resource names, non-negative
+/// quantities, requests <= limits (== for resources that cannot be
+/// overcommitted, which also need a limit), extended resources whole.
+fn check_resources(path: &str, res: &ComputeResources, errors: &mut Vec<SpecError>) {
+    let parsed_requests = parse_all(&format!("{path}.requests"), &res.requests, errors);
+    let parsed_limits = parse_all(&format!("{path}.limits"), &res.limits, errors);
+    for (name, (kind, request)) in &parsed_requests {
+        let request_path = key_path(&format!("{path}.requests"), name);
+        let limit = parsed_limits.get(name).map(|(_, q)| q);
+        let overcommit = match kind {
+            ResourceKind::Standard => true,
+            ResourceKind::HugePages | ResourceKind::Extended => false,
+        };
+        match (limit, overcommit) {
+            (None, true) => {}
+            (None, false) => errors.push(err(
+                key_path(&format!("{path}.limits"), name),
+                format!("required: {name} cannot be overcommitted, so it needs a limit"),
+            )),
+            (Some(limit), true) => {
+                if request.compare(limit) == Some(Ordering::Greater) {
+                    errors.push(err(
+                        request_path,
+                        format!(
+                            "{} must be less than or equal to the {name} limit {}",
+                            res.requests[name].0, res.limits[name].0
+                        ),
+                    ));
+                }
+            }
+            (Some(limit), false) => {
+                if request.compare(limit) != Some(Ordering::Equal) {
+                    errors.push(err(
+                        request_path,
+                        format!(
+                            "{} must be equal to the {name} limit {} ({name} cannot be overcommitted)",
+                            res.requests[name].0, res.limits[name].0
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let huge_pages = parsed_requests
+        .values()
+        .chain(parsed_limits.values())
+        .any(|(kind, _)| *kind == ResourceKind::HugePages);
+    let cpu_or_memory = ["cpu", "memory"]
+        .iter()
+        .any(|r| res.requests.contains_key(*r) || res.limits.contains_key(*r));
+    if huge_pages && !cpu_or_memory {
+        errors.push(err(
+            path,
+            "hugepages require a cpu or memory request or limit",
+        ));
+    }
+}
+
+/// Parses each quantity of a requests or limits map; reports bad names and
+/// values and returns the good ones.
+fn parse_all(
+    path: &str,
+    map: &BTreeMap<String, Quantity>,
+    errors: &mut Vec<SpecError>,
+) -> BTreeMap<String, (ResourceKind, quantity::Parsed)> {
+    let mut out = BTreeMap::new();
+    for (name, q) in map {
+        let field = key_path(path, name);
+        let kind = match syntax::resource_kind(name) {
+            Ok(kind) => kind,
+            Err(why) => {
+                errors.push(err(&field, why));
+                continue;
+            }
+        };
+        match quantity::parse(&q.0) {
+            Err(why) => errors.push(err(
+                &field,
+                format!(
+                    "{:?} is not a Kubernetes quantity (e.g. 500m, 1Gi): {why}",
+                    q.0
+                ),
+            )),
+            Ok(p) if p.is_negative() => errors.push(err(
+                &field,
+                format!("{:?} must be greater than or equal to 0", q.0),
+            )),
+            Ok(p) if kind == ResourceKind::Extended && !p.is_integer() => errors.push(err(
+                &field,
+                format!(
+                    "{:?} must be a whole number ({name} is an extended resource)",
+                    q.0
+                ),
+            )),
+            Ok(p) => {
+                out.insert(name.clone(), (kind, p));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn paths(spec: &FleetStackSpec) -> Vec<String> {
-        match validate_spec(spec) {
-            Ok(()) => vec![],
-            Err(errors) => errors.into_iter().map(|e| e.path).collect(),
-        }
-    }
-
-    #[test]
-    fn a_nats_only_stack_is_valid() {
-        let spec = FleetStackSpec {
-            nats: Some(NatsSpec::default()),
-            ..Default::default()
-        };
-        assert_eq!(paths(&spec), Vec::<String>::new());
-    }
-
-    #[test]
-    fn vm_agents_are_refused_with_the_field_path() {
-        let spec = FleetStackSpec {
-            nats: Some(NatsSpec::default()),
-            agents: Some(AgentsSpec {
-                target: AgentTarget::Vm,
-                replicas: 1,
-                image: "x".into(),
-                labels: BTreeMap::new(),
-                resources: None,
-            }),
-            ..Default::default()
-        };
-        let errors = validate_spec(&spec).expect_err("Vm must be refused");
-        assert_eq!(errors[0].path, "spec.agents.target");
-        assert!(errors[0].to_string().contains("not implemented"));
-    }
-
-    #[test]
-    fn agents_without_nats_and_bad_labels_are_reported() {
-        let mut labels = BTreeMap::new();
-        labels.insert("bad key".to_string(), "ok".to_string());
-        labels.insert("site".to_string(), "-bad".to_string());
-        labels.insert("app.kubernetes.io/name".to_string(), "x".to_string());
-        let spec = FleetStackSpec {
-            agents: Some(AgentsSpec {
-                target: AgentTarget::Pod,
-                replicas: 2,
-                image: "x".into(),
-                labels,
-                resources: None,
-            }),
-            ..Default::default()
-        };
-        assert_eq!(
-            paths(&spec),
-            vec![
-                "spec.agents.replicas",
-                "spec.agents.labels[\"app.kubernetes.io/name\"]",
-                "spec.agents.labels[\"bad key\"]",
-                "spec.agents.labels[\"site\"]",
-            ]
-        );
-    }
-
-    #[test]
-    fn identity_needs_exactly_one_source() {
-        let spec = FleetStackSpec {
-            identity: Some(IdentitySpec::default()),
-            ..Default::default()
-        };
-        assert_eq!(paths(&spec), vec!["spec.identity"]);
-        let spec = FleetStackSpec {
-            identity: Some(IdentitySpec {
-                managed: Some(ManagedZitadelSpec {
-                    image: "z".into(),
-                    external_domain: "id.example.com".into(),
-                    database: ZitadelDatabaseSpec {
-                        mode: DatabaseMode::External,
-                        secret_ref: None,
-                    },
-                    bootstrap_image: "b".into(),
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        assert_eq!(
-            paths(&spec),
-            vec!["spec.identity.managed.database.secretRef"]
-        );
-    }
-
-    #[test]
-    fn long_stack_names_are_refused_naming_the_field() {
-        assert!(validate_name(&"a".repeat(MAX_STACK_NAME)).is_ok());
-        let e = validate_name(&"a".repeat(MAX_STACK_NAME + 1)).unwrap_err();
-        assert_eq!(e.path, "metadata.name");
-        assert!(e.message.contains("41 given"), "{}", e.message);
-    }
-
-    #[test]
-    fn quantities_are_checked() {
-        for good in ["1Gi", "500m", "1", "1.5G", "1e3", "+2Ki"] {
-            assert!(is_quantity(good), "{good}");
-        }
-        for bad in ["", "Gi", "1GB", "1.2.3", "abc", "1e", "-1"] {
-            assert!(!is_quantity(bad), "{bad}");
-        }
-        let mut spec = FleetStackSpec {
-            nats: Some(NatsSpec::default()),
-            ..Default::default()
-        };
-        if let Some(n) = spec.nats.as_mut() {
-            n.jetstream.enabled = true;
-            n.jetstream.storage_size = Quantity("lots".into());
-        }
-        assert_eq!(paths(&spec), vec!["spec.nats.jetstream.storageSize"]);
-    }
-
-    fn external_identity() -> IdentitySpec {
-        IdentitySpec {
-            external: Some(ExternalIdentitySpec {
-                issuer: "http://issuer:8080".into(),
-                client_credentials: SecretRef {
-                    name: "probe".into(),
-                },
-            }),
-            ..Default::default()
-        }
-    }
-
-    fn callout() -> CalloutSpec {
-        CalloutSpec {
-            image: "c".into(),
-            replicas: 1,
-            audience: None,
-            identity_claim: None,
-            introspection_credentials: None,
-        }
-    }
-
-    #[test]
-    fn callout_needs_callout_mode_and_an_audience_with_an_external_issuer() {
-        let spec = FleetStackSpec {
-            nats: Some(NatsSpec::default()),
-            identity: Some(external_identity()),
-            callout: Some(CalloutSpec {
-                identity_claim: Some("client id".into()),
-                ..callout()
-            }),
-            ..Default::default()
-        };
-        assert_eq!(
-            paths(&spec),
-            vec![
-                "spec.callout",
-                "spec.callout.audience",
-                "spec.callout.identityClaim"
-            ]
-        );
-        let mut nats = NatsSpec::default();
-        nats.auth.mode = NatsAuthMode::Callout;
-        let spec = FleetStackSpec {
-            nats: Some(nats),
-            identity: Some(external_identity()),
-            callout: Some(CalloutSpec {
-                audience: Some("fleet-nats".into()),
-                ..callout()
-            }),
-            ..Default::default()
-        };
-        assert_eq!(paths(&spec), Vec::<String>::new());
-    }
-
-    #[test]
-    fn callout_mode_needs_callout_and_identity() {
-        let mut nats = NatsSpec::default();
-        nats.auth.mode = NatsAuthMode::Callout;
-        let spec = FleetStackSpec {
-            nats: Some(nats),
-            ..Default::default()
-        };
-        assert_eq!(
-            paths(&spec),
-            vec!["spec.nats.auth.mode", "spec.nats.auth.mode"]
-        );
-    }
-}
+mod tests;

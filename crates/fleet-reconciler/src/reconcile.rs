@@ -128,6 +128,19 @@ pub async fn reconcile(
             current.components.contains_key(c.name())
         })
         .await;
+    // The API server refused one of our objects for a value that came
+    // from the spec: nothing to retry until the spec changes.
+    let refused: Vec<SpecError> = run
+        .reports
+        .iter()
+        .filter_map(|(_, report)| match report {
+            StepReport::Ran(Err(e)) => fleet_scores::rejection::from_interpret_error(&name, e),
+            _ => None,
+        })
+        .collect();
+    if !refused.is_empty() {
+        return stall(&ctx, &stack, &current, &refused, Action::await_change()).await;
+    }
 
     // 4. status
     let agents = stack.spec.agents.as_ref().map(|a| {

@@ -2,7 +2,7 @@
 //! reading Secrets the Scores and probes need (values only as
 //! [`Sensitive`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -106,6 +106,34 @@ pub async fn read_key(
             name: name.into(),
             key: key.into(),
         })
+}
+
+/// Several keys of one Secret in one GET, values exactly as stored (what
+/// [`crate::write_once::credentials_hash`] of a consumer needs); `None` if
+/// the Secret is missing, a missing key is simply absent from the map.
+pub async fn read_keys(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    keys: &[&str],
+) -> Result<Option<BTreeMap<String, Sensitive>>, InterpretError> {
+    let secret: Option<Secret> = get_opt(client, namespace, name, "Secret").await?;
+    let Some(secret) = secret else {
+        return Ok(None);
+    };
+    let mut data = secret.data.unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for key in keys {
+        if let Some(bytes) = data.remove(*key) {
+            let value = String::from_utf8(bytes.0).map_err(|_| InterpretError::SecretEncoding {
+                namespace: namespace.into(),
+                name: name.into(),
+                key: key.to_string(),
+            })?;
+            out.insert(key.to_string(), Sensitive::new(value));
+        }
+    }
+    Ok(Some(out))
 }
 
 #[cfg(test)]

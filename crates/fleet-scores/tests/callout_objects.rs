@@ -276,3 +276,45 @@ async fn smoke_probe_reads_the_real_callout_readyz() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn credentials_hash_rolls_the_callout_and_is_absent_without_one() {
+    use fleet_scores::write_once::CREDENTIALS_HASH;
+    let template = |o: &callout::CalloutObjects| {
+        o.deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .clone()
+            .unwrap()
+    };
+    let plain = callout::build(&input(1, false));
+    assert_eq!(
+        template(&callout::build(&input(1, false)).with_credentials_hash(None)),
+        template(&plain)
+    );
+    assert!(
+        template(&plain)
+            .annotations
+            .is_none_or(|a| !a.contains_key(CREDENTIALS_HASH))
+    );
+    let hashed = callout::build(&input(1, false)).with_credentials_hash(Some("abc"));
+    assert_eq!(
+        template(&hashed).annotations.unwrap()[CREDENTIALS_HASH],
+        "abc"
+    );
+    // The hash covers exactly what the pod mounts from the Secret.
+    let mounted: Vec<String> = pod(&plain).volumes.as_ref().unwrap()[0]
+        .secret
+        .as_ref()
+        .unwrap()
+        .items
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|i| i.key.clone())
+        .collect();
+    assert_eq!(mounted, callout::objects::CREDENTIAL_KEYS);
+}

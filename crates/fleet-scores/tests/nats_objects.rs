@@ -561,3 +561,63 @@ fn rendered_cluster_forms_with_route_auth_and_refuses_a_rogue_route() {
         "rogue route answered: {answer:?}"
     );
 }
+
+/// Issue 13 item 1: regenerated credentials roll the servers (the template
+/// changes), and without a hash the objects are exactly as before.
+#[test]
+fn credentials_hash_rolls_the_statefulset_and_is_absent_without_one() {
+    use fleet_scores::write_once::{CREDENTIALS_HASH, credentials_hash};
+    let plain = nats::build(&input(replicas(3), true));
+    let unchanged = nats::build(&input(replicas(3), true)).with_credentials_hash(None);
+    let hashes = |o: &NatsObjects| -> Vec<String> {
+        o.ordered()
+            .unwrap()
+            .iter()
+            .map(|d| d.hash.clone())
+            .collect()
+    };
+    assert_eq!(hashes(&plain), hashes(&unchanged));
+    let annotations = |o: &NatsObjects| {
+        o.statefulset
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .clone()
+            .unwrap()
+    };
+    assert!(!annotations(&plain).contains_key(CREDENTIALS_HASH));
+
+    let keys = nats::objects::credential_keys(&replicas(3), false);
+    assert_eq!(keys, ["sys-password", "fleet-password", "route-password"]);
+    assert_eq!(
+        nats::objects::credential_keys(&replicas(1), true),
+        ["sys-password", "fleet-password", "auth-password"]
+    );
+    let old: std::collections::BTreeMap<String, Sensitive> = keys
+        .iter()
+        .map(|k| (k.to_string(), Sensitive::new(format!("old-{k}"))))
+        .collect();
+    let mut new = old.clone();
+    new.insert("fleet-password".into(), Sensitive::new("new"));
+    let h_old = credentials_hash(&old, &keys);
+    let h_new = credentials_hash(&new, &keys);
+    let a = nats::build(&input(replicas(3), true)).with_credentials_hash(Some(&h_old));
+    let b = nats::build(&input(replicas(3), true)).with_credentials_hash(Some(&h_new));
+    assert_eq!(annotations(&a)[CREDENTIALS_HASH], h_old);
+    // The config hash stays next to it.
+    assert_eq!(annotations(&a)[CONFIG_HASH], config_hash(&plain));
+    let (ha, hb) = (hashes(&a), hashes(&b));
+    assert_ne!(ha.last(), hb.last(), "the StatefulSet must change");
+    assert_eq!(
+        ha[..ha.len() - 1],
+        hb[..hb.len() - 1],
+        "nothing else changes"
+    );
+    // Rolling one server at a time is the StatefulSet default.
+    assert_eq!(a.statefulset.spec.as_ref().unwrap().update_strategy, None);
+}

@@ -391,3 +391,44 @@ async fn readyz_step_reads_the_status_code() {
         o => panic!("{o:?}"),
     }
 }
+
+#[test]
+fn credentials_hash_rolls_the_operator_and_is_absent_without_one() {
+    use fleet_scores::write_once::CREDENTIALS_HASH;
+    let template = |o: &OperatorObjects| {
+        o.deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .clone()
+            .unwrap()
+    };
+    let plain = operator::build(&input(1));
+    assert_eq!(
+        template(&operator::build(&input(1)).with_credentials_hash(None)),
+        template(&plain)
+    );
+    assert!(
+        template(&plain)
+            .annotations
+            .is_none_or(|a| !a.contains_key(CREDENTIALS_HASH))
+    );
+    let hashed = operator::build(&input(1)).with_credentials_hash(Some("abc"));
+    assert_eq!(
+        template(&hashed).annotations.unwrap()[CREDENTIALS_HASH],
+        "abc"
+    );
+    let mounted: Vec<String> = pod(&plain).volumes.as_ref().unwrap()[0]
+        .secret
+        .as_ref()
+        .unwrap()
+        .items
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|i| i.key.clone())
+        .collect();
+    assert_eq!(mounted, operator::objects::CREDENTIAL_KEYS);
+}

@@ -64,7 +64,19 @@ impl<T: KubernetesTopology> Interpret<T> for CalloutInterpret<'_> {
     async fn execute(&self, topology: &T) -> Result<Outcome, InterpretError> {
         let s = self.score;
         let mut resources = Resources::new(topology, &s.stack, Component::Callout);
-        resources.apply(&build(&s.input()).ordered()?).await?;
+        // Roll onto regenerated NATS credentials (docs/adr/0016).
+        let hash = crate::secret::read_keys(
+            topology.client(),
+            &s.stack.namespace,
+            &crate::nats::NatsNames::new(&s.stack.name).credentials_secret,
+            &objects::CREDENTIAL_KEYS,
+        )
+        .await?
+        .map(|values| crate::write_once::credentials_hash(&values, &objects::CREDENTIAL_KEYS));
+        let ordered = build(&s.input())
+            .with_credentials_hash(hash.as_deref())
+            .ordered()?;
+        resources.apply(&ordered).await?;
         let applied = resources.finish().await?;
         let service = CalloutNames::new(&s.stack.name).service;
         let probe = match topology.service_host(&s.stack.namespace, &service).await {

@@ -33,6 +33,14 @@ pub const KEYS_DIR: &str = "/etc/fleet/callout";
 pub const DEFAULT_RESOURCES: [(&str, &str, &str); 2] =
     [("cpu", "20m", "500m"), ("memory", "32Mi", "128Mi")];
 
+/// The keys of the NATS credentials Secret the callout mounts and reads
+/// once at start: what [`CalloutObjects::with_credentials_hash`] covers.
+pub const CREDENTIAL_KEYS: [&str; 3] = [
+    nats::AUTH_PASSWORD_KEY,
+    nats::CALLOUT_ISSUER_SEED_KEY,
+    nats::CALLOUT_XKEY_SEED_KEY,
+];
+
 /// How the callout validates tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CalloutOidc {
@@ -83,6 +91,17 @@ pub struct CalloutObjects {
 }
 
 impl CalloutObjects {
+    /// Marks the Deployment's pod template with the hash of the seeds and the password the callout reads once at start
+    /// from the NATS credentials Secret, so regenerated values roll the pods
+    /// ([`crate::write_once::credentials_hash`]). `None` leaves the objects
+    /// as they are.
+    pub fn with_credentials_hash(mut self, hash: Option<&str>) -> Self {
+        if let (Some(hash), Some(spec)) = (hash, self.deployment.spec.as_mut()) {
+            crate::write_once::annotate_template(&mut spec.template, hash);
+        }
+        self
+    }
+
     /// ServiceAccount, Service, Deployment last.
     pub fn ordered(&self) -> Result<Vec<DesiredObject>, InterpretError> {
         Ok(vec![
@@ -215,11 +234,7 @@ pub fn build(input: &CalloutInput) -> CalloutObjects {
                         secret_name: Some(NatsNames::new(&input.stack).credentials_secret),
                         // Only the callout's keys, not the other users'
                         // passwords of the same Secret.
-                        items: Some(vec![
-                            key(nats::AUTH_PASSWORD_KEY),
-                            key(nats::CALLOUT_ISSUER_SEED_KEY),
-                            key(nats::CALLOUT_XKEY_SEED_KEY),
-                        ]),
+                        items: Some(CREDENTIAL_KEYS.iter().map(|k| key(k)).collect()),
                         default_mode: Some(0o440),
                         ..Default::default()
                     }),

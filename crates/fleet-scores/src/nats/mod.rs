@@ -21,6 +21,7 @@ use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
 use crate::secret::{self, Sensitive};
 use crate::stack_ref::StackRef;
 use crate::topology::KubernetesTopology;
+use crate::write_once;
 pub use objects::{COMPONENT, NatsInput, NatsNames, NatsObjects, build};
 pub use probe::{ProbeTarget, smoke_probe};
 
@@ -148,17 +149,24 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret<'_> {
                 &generate_value,
             )
             .await?;
-        // The config names the issuer's public key, known only now.
-        let ordered = if s.callout_mode() {
+        // The config names the issuer's public key, known only now; the
+        // pods carry a hash of the credentials they read, so values that
+        // were regenerated (the Secret was deleted) roll the servers onto
+        // them instead of leaving them on the old ones (docs/adr/0016).
+        if s.callout_mode() {
             input.callout = Some(callout_auth(
                 &creds,
                 &s.stack.namespace,
                 &names.credentials_secret,
             )?);
-            build(&input).ordered()?
-        } else {
-            ordered
-        };
+        }
+        let hash = write_once::credentials_hash(
+            &creds,
+            &objects::credential_keys(&s.spec, s.callout_mode()),
+        );
+        let ordered = build(&input)
+            .with_credentials_hash(Some(&hash))
+            .ordered()?;
         resources.apply(&ordered[1..]).await?;
         let applied = resources.finish().await?;
 

@@ -48,6 +48,21 @@ pub struct NatsInput {
     pub callout: Option<config::CalloutAuth>,
 }
 
+/// The keys of the credentials Secret the NATS servers read (as env, at
+/// start): what [`NatsObjects::with_credentials_hash`] must cover. The
+/// callout seeds are not among them: the servers only know the issuer's
+/// public key, which is in nats.conf and so already in the config hash.
+pub fn credential_keys(spec: &NatsSpec, callout: bool) -> Vec<&'static str> {
+    let mut keys = vec![super::SYS_PASSWORD_KEY, super::FLEET_PASSWORD_KEY];
+    if spec.replicas > 1 {
+        keys.push(super::ROUTE_PASSWORD_KEY);
+    }
+    if callout {
+        keys.push(super::AUTH_PASSWORD_KEY);
+    }
+    keys
+}
+
 /// Object names, derived from the stack name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatsNames {
@@ -89,6 +104,18 @@ pub struct NatsObjects {
 }
 
 impl NatsObjects {
+    /// Marks the StatefulSet's pod template with the hash of the
+    /// credentials Secret values the servers read at start (their env), so
+    /// regenerated values roll the servers one at a time
+    /// ([`crate::write_once::credentials_hash`]). `None` leaves the objects
+    /// as they are.
+    pub fn with_credentials_hash(mut self, hash: Option<&str>) -> Self {
+        if let (Some(hash), Some(spec)) = (hash, self.statefulset.spec.as_mut()) {
+            crate::write_once::annotate_template(&mut spec.template, hash);
+        }
+        self
+    }
+
     /// Objects in apply order: ServiceAccount, ConfigMap, Services, PDB,
     /// StatefulSet last (so the pods never start against a missing
     /// config or service). The Secret goes between ServiceAccount and

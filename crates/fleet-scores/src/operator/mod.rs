@@ -76,7 +76,19 @@ impl<T: KubernetesTopology> Interpret<T> for OperatorInterpret<'_> {
         let s = self.score;
         let client = topology.client();
         let mut resources = Resources::new(topology, &s.stack, Component::Operator);
-        resources.apply(&build(&s.input()).ordered()?).await?;
+        // Roll onto regenerated NATS credentials (docs/adr/0016).
+        let hash = crate::secret::read_keys(
+            topology.client(),
+            &s.stack.namespace,
+            &crate::nats::NatsNames::new(&s.stack.name).credentials_secret,
+            &objects::CREDENTIAL_KEYS,
+        )
+        .await?
+        .map(|values| crate::write_once::credentials_hash(&values, &objects::CREDENTIAL_KEYS));
+        let ordered = build(&s.input())
+            .with_credentials_hash(hash.as_deref())
+            .ordered()?;
+        resources.apply(&ordered).await?;
         let applied = resources.finish().await?;
         let service = OperatorNames::new(&s.stack.name).service;
         let (probe, units) = match topology.service_host(&s.stack.namespace, &service).await {

@@ -43,6 +43,10 @@ pub const FLEET_GROUP: &str = "fleet.nationtech.io";
 /// The API group of Lease.
 pub const COORDINATION_GROUP: &str = "coordination.k8s.io";
 
+/// The key of the NATS credentials Secret the operator mounts: what
+/// [`OperatorObjects::with_credentials_hash`] covers.
+pub const CREDENTIAL_KEYS: [&str; 1] = [nats::FLEET_PASSWORD_KEY];
+
 #[derive(Debug, Clone)]
 pub struct OperatorInput {
     pub stack: String,
@@ -94,6 +98,17 @@ pub struct OperatorObjects {
 }
 
 impl OperatorObjects {
+    /// Marks the Deployment's pod template with the hash of the `fleet` password the operator reads
+    /// from the NATS credentials Secret, so regenerated values roll the pods
+    /// ([`crate::write_once::credentials_hash`]). `None` leaves the objects
+    /// as they are.
+    pub fn with_credentials_hash(mut self, hash: Option<&str>) -> Self {
+        if let (Some(hash), Some(spec)) = (hash, self.deployment.spec.as_mut()) {
+            crate::write_once::annotate_template(&mut spec.template, hash);
+        }
+        self
+    }
+
     /// ServiceAccount, Role, RoleBinding (the rights exist before a pod
     /// that uses them), Service, Deployment last.
     pub fn ordered(&self) -> Result<Vec<DesiredObject>, InterpretError> {
