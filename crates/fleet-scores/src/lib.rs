@@ -22,6 +22,7 @@ pub mod labels;
 pub mod nats;
 pub mod operator;
 pub mod pod;
+pub mod rollout;
 pub mod score;
 pub mod secret;
 pub mod server;
