@@ -60,8 +60,7 @@ const QUANTITY_DESCRIPTION: &str =
 fn tidy(s: &mut JSONSchemaProps) {
     s.nullable = None;
     if s.x_kubernetes_int_or_string == Some(true)
-        && s
-            .description
+        && s.description
             .as_deref()
             .is_some_and(|d| d.starts_with("Quantity is a fixed-point"))
     {
@@ -70,14 +69,10 @@ fn tidy(s: &mut JSONSchemaProps) {
     for p in s.properties.iter_mut().flat_map(|m| m.values_mut()) {
         tidy(p);
     }
-    if let Some(JSONSchemaPropsOrArray::Schema(items)) =
-        s.items.as_mut()
-    {
+    if let Some(JSONSchemaPropsOrArray::Schema(items)) = s.items.as_mut() {
         tidy(items);
     }
-    if let Some(JSONSchemaPropsOrBool::Schema(ap)) =
-        s.additional_properties.as_mut()
-    {
+    if let Some(JSONSchemaPropsOrBool::Schema(ap)) = s.additional_properties.as_mut() {
         tidy(ap);
     }
 }
@@ -156,7 +151,11 @@ mod tests {
         for crd in all_crds() {
             let mut objects = 0;
             walk(&schema(&crd), &crd.spec.names.kind, &mut objects);
-            assert!(objects >= 3, "{}: only {objects} objects", crd.spec.names.kind);
+            assert!(
+                objects >= 3,
+                "{}: only {objects} objects",
+                crd.spec.names.kind
+            );
         }
         // The fields `kubectl explain fleetstack.spec.agents` must list.
         let stack = schema(&FleetStack::crd_tidy());
@@ -187,8 +186,15 @@ mod tests {
             );
             // The default must validate against its own schema (the API
             // server refuses the CRD otherwise): no minimum on it.
-            assert_eq!(status["properties"]["observedGeneration"]["type"], "integer");
-            assert!(status["properties"]["observedGeneration"].get("minimum").is_none());
+            assert_eq!(
+                status["properties"]["observedGeneration"]["type"],
+                "integer"
+            );
+            assert!(
+                status["properties"]["observedGeneration"]
+                    .get("minimum")
+                    .is_none()
+            );
         }
     }
 

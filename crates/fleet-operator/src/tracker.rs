@@ -498,7 +498,10 @@ mod tests {
             .additional_printer_columns
             .clone()
             .unwrap_or_default();
-        let col = columns.iter().find(|c| c.name == "Since").expect("Since column");
+        let col = columns
+            .iter()
+            .find(|c| c.name == "Since")
+            .expect("Since column");
         assert_eq!(
             col.json_path,
             ".status.conditions[?(@.type==\"Ready\")].lastTransitionTime"

@@ -105,8 +105,14 @@ pub fn check_contract(generation: Option<i64>, status: &FleetStackStatus) -> Res
     // behind the generation, e.g. the CRD default before the first write,
     // already reads InProgress.)
     if status.observed_generation == generation
-        && !is_true(READY) && !is_true(RECONCILING) && !is_true(STALLED) && !is_true(PAUSED) {
-        return Err("not Ready, yet neither Reconciling, Stalled nor Paused (kstatus: Current)".into());
+        && !is_true(READY)
+        && !is_true(RECONCILING)
+        && !is_true(STALLED)
+        && !is_true(PAUSED)
+    {
+        return Err(
+            "not Ready, yet neither Reconciling, Stalled nor Paused (kstatus: Current)".into(),
+        );
     }
     // Ready must describe the current generation whenever it claims True:
     // otherwise `kubectl wait` returns on stale state.
@@ -177,7 +183,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(compute(Some(1), false, Some(&s)), KStatus::InProgress);
-        let s = status(1, &[(PAUSED, CondStatus::True), (READY, CondStatus::Unknown)]);
+        let s = status(
+            1,
+            &[(PAUSED, CondStatus::True), (READY, CondStatus::Unknown)],
+        );
         assert_eq!(compute(Some(1), false, Some(&s)), KStatus::Current);
         assert!(check_contract(Some(1), &s).is_ok());
     }

@@ -221,7 +221,12 @@ pub fn finished(
         .components
         .retain(|k, _| results.iter().any(|r| r.component == k));
     for r in results {
-        next.set(r.condition, r.state.condition_status(), &r.reason, &r.message);
+        next.set(
+            r.condition,
+            r.state.condition_status(),
+            &r.reason,
+            &r.message,
+        );
         next.s.components.insert(
             r.component.to_string(),
             ComponentStatus {
@@ -405,7 +410,9 @@ mod tests {
     fn nats(state: ComponentState) -> ComponentResult {
         let (reason, message) = match state {
             ComponentState::Ready => ("ProbeSucceeded", "msg"),
-            ComponentState::RollingOut => (ROLLING_OUT, "StatefulSet demo-nats: 1/3 replicas updated"),
+            ComponentState::RollingOut => {
+                (ROLLING_OUT, "StatefulSet demo-nats: 1/3 replicas updated")
+            }
             ComponentState::ProbeFailed
             | ComponentState::ApplyFailed
             | ComponentState::Waiting
@@ -459,7 +466,9 @@ mod tests {
         assert_eq!(cond(&s2, "NatsReady"), pair("Unknown", ROLLING_OUT));
         assert_eq!(cond(&s2, RECONCILING), pair("True", PROGRESSING));
         assert_eq!(
-            find_condition(&s2.conditions, RECONCILING).expect("r").message,
+            find_condition(&s2.conditions, RECONCILING)
+                .expect("r")
+                .message,
             "reconciling generation 1: nats: StatefulSet demo-nats: 1/3 replicas updated"
         );
         events.extend(transitions(&s1, &s2));
@@ -556,13 +565,34 @@ mod tests {
         assert_eq!(kstatus(&g2, 2), KStatus::InProgress);
         let ev = transitions(&ready, &g2);
         assert!(no_warnings(&ev), "{ev:#?}");
-        let rolling = finished(&g2, 2, &[nats(ComponentState::RollingOut)], None, DL, &t(101));
+        let rolling = finished(
+            &g2,
+            2,
+            &[nats(ComponentState::RollingOut)],
+            None,
+            DL,
+            &t(101),
+        );
         assert_eq!(kstatus(&rolling, 2), KStatus::InProgress);
         assert_eq!(cond(&rolling, RECONCILING), pair("True", PROGRESSING));
-        let done = finished(&rolling, 2, &[nats(ComponentState::Ready)], None, DL, &t(130));
+        let done = finished(
+            &rolling,
+            2,
+            &[nats(ComponentState::Ready)],
+            None,
+            DL,
+            &t(130),
+        );
         assert_eq!(kstatus(&done, 2), KStatus::Current);
         // A rollout that never completes times out like any failure.
-        let stuck = finished(&rolling, 2, &[nats(ComponentState::RollingOut)], None, DL, &t(700));
+        let stuck = finished(
+            &rolling,
+            2,
+            &[nats(ComponentState::RollingOut)],
+            None,
+            DL,
+            &t(700),
+        );
         assert_eq!(kstatus(&stuck, 2), KStatus::Failed);
         assert!(
             find_condition(&stuck.conditions, STALLED)

@@ -151,11 +151,7 @@ pub fn deployment(deploy: &Deployment) -> Rollout {
     if let Some(lag) = generation_lag(KIND, meta, status.observed_generation) {
         return lag;
     }
-    let desired = deploy
-        .spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1);
+    let desired = deploy.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let replicas = status.replicas.unwrap_or(0);
     let updated = status.updated_replicas.unwrap_or(0);
     let ready = status.ready_replicas.unwrap_or(0);
@@ -166,7 +162,9 @@ pub fn deployment(deploy: &Deployment) -> Rollout {
         .as_deref()
         .unwrap_or_default()
         .iter()
-        .find(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+        .find(|c| {
+            c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        })
     {
         // Still "in progress" for the FleetStack: its own ready deadline
         // turns a rollout that never finishes into Stalled; the message
