@@ -114,6 +114,15 @@ pub fn check_contract(generation: Option<i64>, status: &FleetStackStatus) -> Res
             "not Ready, yet neither Reconciling, Stalled nor Paused (kstatus: Current)".into(),
         );
     }
+    // Paused says "nobody checked": Ready=False next to it would be a
+    // failure kstatus reads as Current.
+    if is_true(PAUSED)
+        && !is_true(RECONCILING)
+        && !is_true(STALLED)
+        && find_condition(&status.conditions, READY).is_some_and(|c| c.status == "False")
+    {
+        return Err("Paused with Ready=False and neither Reconciling nor Stalled".into());
+    }
     // Ready must describe the current generation whenever it claims True:
     // otherwise `kubectl wait` returns on stale state.
     if is_true(READY)
