@@ -37,8 +37,15 @@ pub const STACK_LABEL: &str = "fleet.nationtech.io/stack";
     printcolumn = r#"{"name":"Agent","type":"string","jsonPath":".spec.agentId"}"#,
     printcolumn = r#"{"name":"Connected","type":"boolean","jsonPath":".status.connected"}"#,
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version"}"#,
-    printcolumn = r#"{"name":"Last-Heartbeat","type":"date","jsonPath":".status.lastHeartbeatTime"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    // What a person reads off `kubectl get fleetagents`: connected (or
+    // disconnected) since when. The Ready condition flips exactly when
+    // `connected` does and keeps its transition time otherwise, so this
+    // needs no write beyond the flip (ADR 0050: no write per heartbeat).
+    // `lastHeartbeatTime` is only the latest heartbeat at the last write,
+    // hours old on a healthy agent: shown with `-o wide` under that name.
+    printcolumn = r#"{"name":"Since","type":"date","jsonPath":".status.conditions[?(@.type==\"Ready\")].lastTransitionTime","description":"When the agent last connected (Connected=true) or was declared disconnected (Connected=false)."}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Heartbeat-At-Last-Write","type":"date","priority":1,"jsonPath":".status.lastHeartbeatTime","description":"The latest heartbeat when the status was last written; not refreshed on every heartbeat (ADR 0050)."}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FleetAgentSpec {

@@ -41,7 +41,7 @@ pub struct FleetStackStatus {
 pub struct ComponentStatus {
     /// Whether the last smoke probe passed.
     pub ready: bool,
-    /// CamelCase reason (`ProbeSucceeded`, `ProbeFailed`, `NotImplemented`...).
+    /// CamelCase reason (`ProbeSucceeded`, `ProbeFailed`, `RollingOut`...).
     pub reason: String,
     pub message: String,
     /// Generation of the spec the probe ran against.

@@ -455,6 +455,62 @@ mod tests {
         assert!(t.tick(t1 + INTERVAL * 2).is_empty());
     }
 
+    /// `kubectl get fleetagents` shows "Since" from the Ready condition's
+    /// lastTransitionTime (issue 12 item 8). It must mean "connected since":
+    /// set by the connecting write, kept by every later write that is not
+    /// a flip, and steady heartbeats add no write at all.
+    #[tokio::test(start_paused = true)]
+    async fn connected_since_is_the_connect_write_and_survives_later_writes() {
+        let since = |s: &FleetAgentStatus| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == READY)
+                .map(|c| (c.status.clone(), c.last_transition_time.clone()))
+                .expect("Ready condition")
+        };
+        let mut t = Tracker::new(cfg());
+        let t0 = Instant::now();
+        let a = t.heartbeat(&hb("a1", "1.0"), t0, Timestamp::now());
+        let connected = since(&ack(&mut t, a, t0));
+        assert_eq!(connected.0, "True");
+        for i in 1..30u32 {
+            assert_eq!(
+                t.heartbeat(&hb("a1", "1.0"), t0 + INTERVAL * i, Timestamp::now()),
+                None,
+                "a steady heartbeat must not write"
+            );
+        }
+        // An upgrade is written (the last write is long past) without
+        // moving "Since".
+        let t1 = t0 + INTERVAL * 30;
+        let a = t.heartbeat(&hb("a1", "2.0"), t1, Timestamp::now());
+        let upgraded = ack(&mut t, a, t1);
+        assert_eq!(upgraded.version.as_deref(), Some("2.0"));
+        assert_eq!(since(&upgraded), connected);
+        // Silence: the disconnect write moves it (now "disconnected since").
+        let mut acts = t.tick(t1 + INTERVAL * 5);
+        let gone = ack(&mut t, acts.pop(), t1 + INTERVAL * 5);
+        assert!(!gone.connected);
+        assert_eq!(since(&gone).0, "False");
+        // The printer column reads exactly that field of the written status.
+        let crd = <fleet_crds::FleetAgent as kube::CustomResourceExt>::crd();
+        let columns = crd.spec.versions[0]
+            .additional_printer_columns
+            .clone()
+            .unwrap_or_default();
+        let col = columns
+            .iter()
+            .find(|c| c.name == "Since")
+            .expect("Since column");
+        assert_eq!(
+            col.json_path,
+            ".status.conditions[?(@.type==\"Ready\")].lastTransitionTime"
+        );
+        assert_eq!(col.type_, "date");
+        let json = serde_json::to_value(&gone).expect("json");
+        assert!(json["conditions"][0]["lastTransitionTime"].is_string());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn failed_writes_are_retried_and_one_write_is_in_flight() {
         let mut t = Tracker::new(cfg());

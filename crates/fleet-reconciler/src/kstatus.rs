@@ -2,7 +2,7 @@
 //! conditions) as a pure function, so tests can check every observed
 //! status of a FleetStack against what Flux and kubectl will conclude.
 
-use fleet_crds::{FleetStackStatus, READY, RECONCILING, STALLED, find_condition};
+use fleet_crds::{FleetStackStatus, PAUSED, READY, RECONCILING, STALLED, find_condition};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KStatus {
@@ -13,6 +13,15 @@ pub enum KStatus {
 }
 
 /// What kstatus computes for an object with this generation and status.
+///
+/// For a custom resource kstatus reads, in this order: deletionTimestamp
+/// (Terminating); `status.observedGeneration` when present and different
+/// from `metadata.generation` (InProgress); the first of `Reconciling=True`
+/// (InProgress) / `Stalled=True` (Failed) in the condition list; otherwise
+/// Current. It never reads `Ready`: Ready=False alone is Current
+/// (cli-utils pkg/kstatus/status generic.go `checkGenericProperties`,
+/// status.go `Compute`; kpt 1.0.0-beta.56 vendors cli-utils v0.36.0 and adds
+/// readers only for Config Connector and its Rollout kinds).
 pub fn compute(
     generation: Option<i64>,
     deleting: bool,
@@ -21,26 +30,26 @@ pub fn compute(
     if deleting {
         return KStatus::Terminating;
     }
-    // No status at all reads as Current: that is why the reconciler stamps
+    // No status at all reads as Current: that is why the CRD defaults
+    // `status.observedGeneration` to -1 and the reconciler stamps
     // Reconciling before doing any work.
     let Some(status) = status else {
         return KStatus::Current;
     };
-    if status.observed_generation.is_some() && status.observed_generation != generation {
+    if let (Some(generation), Some(observed)) = (generation, status.observed_generation)
+        && observed != generation
+    {
         return KStatus::InProgress;
     }
-    let cond = |t: &str| find_condition(&status.conditions, t).map(|c| c.status.as_str());
-    if cond(RECONCILING) == Some("True") {
-        return KStatus::InProgress;
+    for c in &status.conditions {
+        if c.type_ == RECONCILING && c.status == "True" {
+            return KStatus::InProgress;
+        }
+        if c.type_ == STALLED && c.status == "True" {
+            return KStatus::Failed;
+        }
     }
-    if cond(STALLED) == Some("True") {
-        return KStatus::Failed;
-    }
-    match cond(READY) {
-        Some("True") => KStatus::Current,
-        Some(_) => KStatus::InProgress,
-        None => KStatus::Current,
-    }
+    KStatus::Current
 }
 
 /// The invariants the reconciler promises for every status it writes
@@ -89,6 +98,30 @@ pub fn check_contract(generation: Option<i64>, status: &FleetStackStatus) -> Res
     }
     if is_true(RECONCILING) && is_true(STALLED) {
         return Err("Reconciling and Stalled both True (Stalled would be hidden)".into());
+    }
+    // kstatus never reads Ready: a stack that is not Ready must say why in
+    // a condition kstatus reads, or Flux and kpt call it Current. Paused is
+    // the one desired state that is Current without Ready=True. (A status
+    // behind the generation, e.g. the CRD default before the first write,
+    // already reads InProgress.)
+    if status.observed_generation == generation
+        && !is_true(READY)
+        && !is_true(RECONCILING)
+        && !is_true(STALLED)
+        && !is_true(PAUSED)
+    {
+        return Err(
+            "not Ready, yet neither Reconciling, Stalled nor Paused (kstatus: Current)".into(),
+        );
+    }
+    // Paused says "nobody checked": Ready=False next to it would be a
+    // failure kstatus reads as Current.
+    if is_true(PAUSED)
+        && !is_true(RECONCILING)
+        && !is_true(STALLED)
+        && find_condition(&status.conditions, READY).is_some_and(|c| c.status == "False")
+    {
+        return Err("Paused with Ready=False and neither Reconciling nor Stalled".into());
     }
     // Ready must describe the current generation whenever it claims True:
     // otherwise `kubectl wait` returns on stale state.
@@ -146,8 +179,25 @@ mod tests {
             &[(READY, CondStatus::False), (STALLED, CondStatus::True)],
         );
         assert_eq!(compute(Some(1), false, Some(&s)), KStatus::Failed);
+        // kstatus never reads Ready: Ready=False alone is Current. That is
+        // the outage of issue 12 item 3, and why the contract forbids it.
         let s = status(1, &[(READY, CondStatus::False)]);
+        assert_eq!(compute(Some(1), false, Some(&s)), KStatus::Current);
+        assert!(check_contract(Some(1), &s).is_err());
+        let s = status(1, &[(READY, CondStatus::Unknown)]);
+        assert_eq!(compute(Some(1), false, Some(&s)), KStatus::Current);
+        // The CRD's status default: observedGeneration -1 before any write.
+        let s = FleetStackStatus {
+            observed_generation: Some(-1),
+            ..Default::default()
+        };
         assert_eq!(compute(Some(1), false, Some(&s)), KStatus::InProgress);
+        let s = status(
+            1,
+            &[(PAUSED, CondStatus::True), (READY, CondStatus::Unknown)],
+        );
+        assert_eq!(compute(Some(1), false, Some(&s)), KStatus::Current);
+        assert!(check_contract(Some(1), &s).is_ok());
     }
 
     #[test]
@@ -174,10 +224,10 @@ mod tests {
             .is_err()
         );
         assert!(check_contract(Some(2), &status(1, &[(READY, CondStatus::True)])).is_err());
-        let mut s = status(1, &[(READY, CondStatus::False)]);
+        let mut s = status(1, &[(READY, CondStatus::True)]);
         s.conditions[0].reason = "lowercase".into();
         assert!(check_contract(Some(1), &s).is_err());
-        let mut s = status(1, &[(READY, CondStatus::False)]);
+        let mut s = status(1, &[(READY, CondStatus::True)]);
         s.observed_generation = None;
         assert!(check_contract(Some(1), &s).is_err());
     }

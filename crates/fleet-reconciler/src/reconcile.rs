@@ -376,7 +376,7 @@ fn results(
                     }
                     ProbeOutcome::Failed {
                         reason, message, ..
-                    } => result(ComponentState::ProbeFailed, reason, message),
+                    } => result(ComponentState::of_failed_probe(reason), reason, message),
                 }
             }
         });

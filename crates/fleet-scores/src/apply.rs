@@ -80,6 +80,26 @@ pub struct ApplyReport {
     /// only creating missing ones): only then can the desired set have
     /// shrunk, so only then is orphan pruning worth its LIST calls.
     pub updated_existing: bool,
+    /// How far each workload applied (StatefulSet, Deployment) rolled
+    /// out, read from the object the API returned (the GET that found it
+    /// unchanged, or the apply's answer): no request of its own.
+    pub rollouts: Vec<crate::rollout::Rollout>,
+}
+
+impl ApplyReport {
+    fn record_workload(&mut self, kind: &str, live: &DynamicObject) {
+        let value = || serde_json::to_value(live).ok();
+        let rollout = match kind {
+            "StatefulSet" => value()
+                .and_then(|v| serde_json::from_value(v).ok())
+                .map(|sts| crate::rollout::statefulset(&sts)),
+            "Deployment" => value()
+                .and_then(|v| serde_json::from_value(v).ok())
+                .map(|d| crate::rollout::deployment(&d)),
+            _ => None,
+        };
+        self.rollouts.extend(rollout);
+    }
 }
 
 /// Applies `objects` in order. An object is written only when it is missing,
@@ -129,6 +149,7 @@ pub async fn apply_in_order(
             };
             if same && drift.is_none() && live.metadata.deletion_timestamp.is_none() {
                 report.unchanged += 1;
+                report.record_workload(&desired.resource.kind, live);
                 continue;
             }
             if let Some(field) = &drift {
@@ -140,7 +161,7 @@ pub async fn apply_in_order(
             .patch(&name, &params, &Patch::Apply(&desired.object))
             .await
         {
-            Ok(_) => {}
+            Ok(applied) => report.record_workload(&desired.resource.kind, &applied),
             // A StatefulSet's volumeClaimTemplates, selector and serviceName
             // are immutable: replace the object but orphan its pods (and
             // PVCs), which the new StatefulSet adopts and rolls.
@@ -171,9 +192,11 @@ pub async fn apply_in_order(
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
-                api.patch(&name, &params, &Patch::Apply(&desired.object))
+                let applied = api
+                    .patch(&name, &params, &Patch::Apply(&desired.object))
                     .await
                     .map_err(|e| api_err("apply", e))?;
+                report.record_workload(&desired.resource.kind, &applied);
             }
             Err(e) => return Err(api_err("apply", e)),
         }

@@ -32,6 +32,7 @@ pub mod plan;
 pub mod pod;
 pub mod rejection;
 pub mod resources;
+pub mod rollout;
 pub mod score;
 pub mod secret;
 pub mod secret_loss;

@@ -139,6 +139,20 @@ impl<'a> Resources<'a> {
             .await
     }
 
+    /// The first workload applied so far that has not rolled out its
+    /// current spec, as a failed probe with reason `RollingOut`: Ready for
+    /// a generation means its workloads rolled out *and* then the smoke
+    /// probe passed (docs/adr/0011).
+    pub fn rolling_out(&self) -> Option<ProbeOutcome> {
+        self.report.rollouts.iter().find_map(|r| {
+            r.message().map(|message| ProbeOutcome::Failed {
+                reason: crate::rollout::ROLLING_OUT,
+                message: format!("{}: {message}", self.component.name()),
+                latency: std::time::Duration::ZERO,
+            })
+        })
+    }
+
     /// Deletes the component's objects that were not added (only when an
     /// existing object was rewritten: see the module docs).
     pub async fn finish(self) -> Result<Applied, InterpretError> {

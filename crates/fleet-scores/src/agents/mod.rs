@@ -122,7 +122,11 @@ impl<T: KubernetesTopology> Interpret<T> for AgentsInterpret<'_> {
         }
         let mut resources = Resources::new(topology, &s.stack, Component::Agents);
         resources.apply(&build(&s.input()).ordered()?).await?;
+        let rolling_out = resources.rolling_out();
         let applied = resources.finish().await?;
+        if let Some(probe) = rolling_out {
+            return Ok(applied.outcome(probe, s.units(0)));
+        }
 
         let nats_names = NatsNames::new(&s.stack.name);
         let probe_user = nats::config::FLEET_USER;

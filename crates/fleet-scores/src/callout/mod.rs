@@ -77,7 +77,11 @@ impl<T: KubernetesTopology> Interpret<T> for CalloutInterpret<'_> {
             .with_credentials_hash(hash.as_deref())
             .ordered()?;
         resources.apply(&ordered).await?;
+        let rolling_out = resources.rolling_out();
         let applied = resources.finish().await?;
+        if let Some(probe) = rolling_out {
+            return Ok(applied.outcome(probe, None));
+        }
         let service = CalloutNames::new(&s.stack.name).service;
         let probe = match topology.service_host(&s.stack.namespace, &service).await {
             Ok(host) => smoke_probe(&host, objects::HTTP_PORT, s.stack.probe_timeout).await,

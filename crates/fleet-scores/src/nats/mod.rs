@@ -164,11 +164,13 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret<'_> {
             &creds,
             &objects::credential_keys(&s.spec, s.callout_mode()),
         );
-        let ordered = build(&input)
-            .with_credentials_hash(Some(&hash))
-            .ordered()?;
+        let ordered = build(&input).with_credentials_hash(Some(&hash)).ordered()?;
         resources.apply(&ordered[1..]).await?;
+        let rolling_out = resources.rolling_out();
         let applied = resources.finish().await?;
+        if let Some(probe) = rolling_out {
+            return Ok(applied.outcome(probe, None));
+        }
 
         let probe = match (
             topology

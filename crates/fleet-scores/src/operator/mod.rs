@@ -89,7 +89,11 @@ impl<T: KubernetesTopology> Interpret<T> for OperatorInterpret<'_> {
             .with_credentials_hash(hash.as_deref())
             .ordered()?;
         resources.apply(&ordered).await?;
+        let rolling_out = resources.rolling_out();
         let applied = resources.finish().await?;
+        if let Some(probe) = rolling_out {
+            return Ok(applied.outcome(probe, None));
+        }
         let service = OperatorNames::new(&s.stack.name).service;
         let (probe, units) = match topology.service_host(&s.stack.namespace, &service).await {
             Ok(host) => {

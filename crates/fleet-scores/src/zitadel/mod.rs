@@ -264,6 +264,9 @@ impl ZitadelInterpret<'_> {
             }
         }
         resources.apply(&stages.run).await?;
+        if let Some(rolling_out) = resources.rolling_out() {
+            return Ok(rolling_out);
+        }
         let Some(issuer) = s.issuer() else {
             return Ok(failed("NoIdentity", "identity: no issuer".into()));
         };

@@ -4,15 +4,16 @@
 -- in the order of the status contract (docs/adr/0011-status-contract.md):
 --   being deleted                                   -> Progressing
 --   spec.paused                                     -> Suspended
---   no status yet                                   -> Progressing
+--   no status yet (or the CRD's default, observedGeneration -1),
 --   status or a condition describes an older generation -> Progressing
---   Stalled=True (invalid spec, not Ready in time)  -> Degraded
---   Reconciling=True                                -> Progressing
+--   Stalled=True (invalid spec, no component, not Ready in time) -> Degraded
+--   Reconciling=True (a new generation converging, a rollout, or a Ready
+--     stack recovering within its ready deadline)   -> Progressing
 --   Ready=True                                      -> Healthy
---   Ready=False (a smoke probe fails on a stack that had converged) -> Degraded
+--   Ready=False without Reconciling (status of an older controller) -> Degraded
 --   Ready=Unknown or absent                         -> Progressing
--- Stalled comes before Reconciling (kstatus has them the other way round)
--- so a stack past its ready deadline shows as Degraded in Argo CD.
+-- Stalled comes before Reconciling (kstatus has them the other way round;
+-- the contract never sets both) so a stack past its deadline is Degraded.
 -- Written for Lua 5.1 (Argo CD runs gopher-lua).
 local hs = {}
 
