@@ -230,3 +230,34 @@ fn decode<K: DeserializeOwned>(
     })?;
     Ok((typed, raw))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleet_crds::FleetAgentSpec;
+
+    #[test]
+    fn objects_decode_typed_and_keep_fields_the_types_lack() {
+        let mut agent = FleetAgent::new(
+            "dev-1",
+            FleetAgentSpec {
+                agent_id: "dev-1".into(),
+            },
+        );
+        agent.metadata.namespace = Some("edge".into());
+        let mut json = serde_json::to_value(&agent).unwrap();
+        json["spec"]["disabled"] = Value::Bool(true);
+        let dynamic: DynamicObject = serde_json::from_value(json).unwrap();
+        let (typed, raw): (FleetAgent, Value) = decode(dynamic, "FleetAgent").unwrap();
+        assert_eq!(typed.spec.agent_id, "dev-1");
+        assert_eq!(raw["spec"]["disabled"], Value::Bool(true));
+
+        let broken: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "fleet.nationtech.io/v1alpha1", "kind": "FleetAgent",
+            "metadata": {"name": "x", "namespace": "edge"}, "spec": {"agentId": 5}
+        }))
+        .unwrap();
+        let err = decode::<FleetAgent>(broken, "FleetAgent").unwrap_err();
+        assert!(err.to_string().contains("FleetAgent edge/x"), "{err}");
+    }
+}

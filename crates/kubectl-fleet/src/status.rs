@@ -162,19 +162,19 @@ impl StackView {
             ),
             (
                 "Ready",
-                condition_cell(self.ready.as_ref(), Polarity::TrueIsGood, now),
+                condition_cell(self.ready.as_ref(), Polarity::Good, now),
             ),
             (
                 "Reconciling",
-                condition_cell(self.reconciling.as_ref(), Polarity::TrueIsBusy, now),
+                condition_cell(self.reconciling.as_ref(), Polarity::Busy, now),
             ),
             (
                 "Stalled",
-                condition_cell(self.stalled.as_ref(), Polarity::TrueIsBad, now),
+                condition_cell(self.stalled.as_ref(), Polarity::Bad, now),
             ),
         ];
         if let Some(p) = &self.paused {
-            summary.push(("Paused", condition_cell(Some(p), Polarity::TrueIsBusy, now)));
+            summary.push(("Paused", condition_cell(Some(p), Polarity::Busy, now)));
         }
         summary.push((
             "Generation",
@@ -204,12 +204,12 @@ impl StackView {
             for c in &self.components {
                 let (ready, reason, message) = match (&c.probe, &c.condition) {
                     (_, Some(cond)) => (
-                        status_cell(&cond.status, Polarity::TrueIsGood),
+                        status_cell(&cond.status, Polarity::Good),
                         cond.reason.clone(),
                         cond.message.clone(),
                     ),
                     (Some(p), None) => (
-                        status_cell(if p.ready { "True" } else { "False" }, Polarity::TrueIsGood),
+                        status_cell(if p.ready { "True" } else { "False" }, Polarity::Good),
                         p.reason.clone(),
                         p.message.clone(),
                     ),
@@ -277,28 +277,27 @@ impl StackView {
     }
 }
 
-/// Which condition status is the good news.
+/// What a condition being True means: Good (Ready), Bad (Stalled) or Busy
+/// (Reconciling, Paused).
 #[derive(Debug, Clone, Copy)]
 enum Polarity {
     /// `Ready`: True is green.
-    TrueIsGood,
+    Good,
     /// `Stalled`: True is red.
-    TrueIsBad,
+    Bad,
     /// `Reconciling`, `Paused`: True is yellow, False is plain.
-    TrueIsBusy,
+    Busy,
 }
 
 /// The colour of a condition status, `None` for "nothing to see".
 fn colour_of(status: &str, polarity: Polarity) -> Option<Colour> {
     match (status, polarity) {
-        ("True", Polarity::TrueIsGood) | ("False", Polarity::TrueIsBad) => Some(Colour::Green),
-        ("False", Polarity::TrueIsGood) | ("True", Polarity::TrueIsBad) => Some(Colour::Red),
-        ("True", Polarity::TrueIsBusy) => Some(Colour::Yellow),
-        ("False", Polarity::TrueIsBusy) => None,
+        ("True", Polarity::Good) | ("False", Polarity::Bad) => Some(Colour::Green),
+        ("False", Polarity::Good) | ("True", Polarity::Bad) => Some(Colour::Red),
+        ("True", Polarity::Busy) => Some(Colour::Yellow),
+        ("False", Polarity::Busy) => None,
         // Unknown (or anything a newer controller writes).
-        (_, Polarity::TrueIsGood | Polarity::TrueIsBad | Polarity::TrueIsBusy) => {
-            Some(Colour::Yellow)
-        }
+        (_, Polarity::Good | Polarity::Bad | Polarity::Busy) => Some(Colour::Yellow),
     }
 }
 
@@ -318,8 +317,8 @@ fn status_cell(status: &str, polarity: Polarity) -> Cell {
 fn condition_cell(c: Option<&ConditionView>, polarity: Polarity, now: Timestamp) -> Cell {
     let Some(c) = c else {
         return match polarity {
-            Polarity::TrueIsGood => Cell::coloured("Unknown (no status yet)", Colour::Yellow),
-            Polarity::TrueIsBad | Polarity::TrueIsBusy => Cell::plain("False"),
+            Polarity::Good => Cell::coloured("Unknown (no status yet)", Colour::Yellow),
+            Polarity::Bad | Polarity::Busy => Cell::plain("False"),
         };
     };
     let since = c
