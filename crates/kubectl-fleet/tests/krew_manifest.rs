@@ -39,7 +39,12 @@ fn renders_to_a_krew_plugin_for_this_binary() {
     let spec = &plugin["spec"];
     assert_eq!(spec["version"].as_str(), Some(tag.as_str()));
     let description = spec["description"].as_str().expect("description");
-    for command in ["status <stack>", "agents", "ping <selector>", "-o json|yaml"] {
+    for command in [
+        "status <stack>",
+        "agents",
+        "ping <selector>",
+        "-o json|yaml",
+    ] {
         assert!(description.contains(command), "{command} not described");
     }
     let short = spec["shortDescription"].as_str().expect("shortDescription");

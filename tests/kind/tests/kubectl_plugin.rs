@@ -135,7 +135,8 @@ async fn kubectl_fleet_status_agents_and_ping_against_a_real_stack() {
         "{status}"
     );
     assert!(status.contains("\nReady:       True "), "{status}");
-    assert!(status.contains("\nStalled:     False\n"), "{status}");
+    // Absent or False (the status contract may write Stalled=False).
+    assert!(status.contains("\nStalled:     False"), "{status}");
     assert!(
         status.contains("\nAgents:      2/2 ready, 2 connected\n"),
         "{status}"
