@@ -9,7 +9,7 @@
 //! FleetCommand is cleaned up) and a ping that includes an agent that is
 //! gone (exit 3, the agent named as TimedOut).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ fn plugin_dir() -> PathBuf {
 }
 
 /// `kubectl fleet <args>` with the plugin first on PATH.
-fn fleet(dir: &PathBuf, args: &[&str]) -> Output {
+fn fleet(dir: &Path, args: &[&str]) -> Output {
     let path = format!(
         "{}:{}",
         dir.display(),
