@@ -15,6 +15,7 @@ pub mod config;
 pub mod inventory;
 pub mod metrics;
 pub mod naming;
+pub mod nats_monitor;
 pub mod tracker;
 
 use std::net::SocketAddr;

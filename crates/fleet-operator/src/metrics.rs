@@ -39,6 +39,8 @@ pub struct Metrics {
     pub commands: Family<OutcomeLabels, Counter>,
     /// Per-agent command outcomes (`succeeded` / `failed` / `timed_out`).
     pub command_agents: Family<OutcomeLabels, Counter>,
+    /// NATS server metrics (`fleet_operator_nats_*`), see `nats_monitor`.
+    pub nats: crate::nats_monitor::NatsMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -62,6 +64,7 @@ impl Metrics {
             agents: Default::default(),
             commands: Default::default(),
             command_agents: Default::default(),
+            nats: Default::default(),
             registry: Registry::default(),
         };
         registry.register("heartbeats", "Heartbeats received", m.heartbeats.clone());
@@ -81,6 +84,7 @@ impl Metrics {
             "Per-agent outcomes of FleetCommands",
             m.command_agents.clone(),
         );
+        registry.register_collector(Box::new(m.nats.clone()));
         Metrics { registry, ..m }
     }
 

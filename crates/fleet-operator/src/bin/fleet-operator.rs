@@ -21,6 +21,13 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let nats_monitor = match fleet_operator::nats_monitor::MonitorConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fleet-operator: configuration error: {e}");
+            std::process::exit(2);
+        }
+    };
     logging::init(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         // Two workers are plenty for NATS plus a few API calls at a time,
@@ -35,11 +42,14 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let code = runtime.block_on(main_async(config));
+    let code = runtime.block_on(main_async(config, nats_monitor));
     std::process::exit(code);
 }
 
-async fn main_async(config: OperatorConfig) -> i32 {
+async fn main_async(
+    config: OperatorConfig,
+    nats_monitor: Option<fleet_operator::nats_monitor::MonitorConfig>,
+) -> i32 {
     let shutdown = CancellationToken::new();
     let s = shutdown.clone();
     tokio::spawn(async move {
@@ -84,11 +94,21 @@ async fn main_async(config: OperatorConfig) -> i32 {
             }
         }
     };
+    let metrics = Arc::new(Metrics::new());
+    // NATS server metrics on every replica (not only the leader): they read
+    // the servers, they write nothing (ADR 0071).
+    if let Some(monitor) = nats_monitor {
+        tokio::spawn(fleet_operator::nats_monitor::run(
+            monitor,
+            metrics.nats.clone(),
+            shutdown.clone(),
+        ));
+    }
     let result = fleet_operator::run(
         client,
         nats.clone(),
         RunConfig::from(&config),
-        Arc::new(Metrics::new()),
+        metrics,
         shutdown,
     )
     .await;
