@@ -491,20 +491,24 @@ fn the_reconciler_works_with_only_the_charts_rbac_and_env() {
     );
 
     // The Argo CD health check on the live object the controller wrote
-    // (not a fixture): an empty spec is Ready ("no component in spec") ...
+    // (not a fixture): an empty spec deploys nothing, which is Stalled
+    // (NoComponents, issue 12) and Degraded ...
     let live = wait_for(
-        "Ready=True for generation 2",
+        "Stalled=True (NoComponents) for generation 2",
         Duration::from_secs(60),
         || {
             let obj = get_status()?;
-            let ready = obj["status"]["conditions"].as_array()?.iter().any(|c| {
-                c["type"] == "Ready" && c["status"] == "True" && c["observedGeneration"] == 2
+            let stalled = obj["status"]["conditions"].as_array()?.iter().any(|c| {
+                c["type"] == "Stalled"
+                    && c["status"] == "True"
+                    && c["reason"] == "NoComponents"
+                    && c["observedGeneration"] == 2
             });
-            (ready && obj["status"]["observedGeneration"] == 2).then_some(obj)
+            (stalled && obj["status"]["observedGeneration"] == 2).then_some(obj)
         },
     );
     let health = fleet_deploy_tests::argocd_health("FleetStack", &live).expect("health.lua runs");
-    assert_eq!(health.status, "Healthy", "{health:?} for {live}");
+    assert_eq!(health.status, "Degraded", "{health:?} for {live}");
     // ... and a paused one is Suspended.
     k.run_ok(
         &[

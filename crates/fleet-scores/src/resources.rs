@@ -177,6 +177,17 @@ impl<'a> Resources<'a> {
     }
 }
 
+/// The outcome of a component given its smoke probe and whether its
+/// workloads rolled out (pure): a failed probe says the most (it names
+/// what does not answer, e.g. the lost agent); a probe that passed while a
+/// workload still rolls out (old pods answering) is not Ready yet.
+pub fn after_rollout(probe: ProbeOutcome, rolling_out: Option<ProbeOutcome>) -> ProbeOutcome {
+    match (probe.passed(), rolling_out) {
+        (true, Some(rolling_out)) => rolling_out,
+        (true, None) | (false, _) => probe,
+    }
+}
+
 /// Deletes every object of `component` of the stack (it left the spec).
 pub async fn remove_component<T: KubernetesTopology>(
     topology: &T,

@@ -74,6 +74,8 @@ fn kstatus(stack: &FleetStack) -> &'static str {
 /// What one sample saw.
 #[derive(Debug, Clone)]
 struct Sample {
+    /// When the sample was taken.
+    at: std::time::Instant,
     stack: String,
     kstatus: &'static str,
     ready: bool,
@@ -107,6 +109,7 @@ async fn sample(ns: &TestNamespace) -> Option<Sample> {
         }
     }
     Some(Sample {
+        at: std::time::Instant::now(),
         stack: describe(&stack),
         kstatus: kstatus(&stack),
         ready: is_ready(&stack),
@@ -150,6 +153,29 @@ impl Sampler {
             );
         }
         samples.len()
+    }
+
+    /// For a fault from outside (a pod killed), no controller can be
+    /// instantaneous: the status may be stale until the fault wakes it.
+    /// Fails when a lie lasted longer than `reaction`.
+    fn check_reaction(&self, what: &str, reaction: Duration) {
+        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let mut since: Option<&Sample> = None;
+        for s in samples.iter() {
+            match (s.lies(), since) {
+                (true, None) => since = Some(s),
+                (true, Some(first)) => assert!(
+                    s.at.duration_since(first.at) <= reaction,
+                    "{what}: the status lied for more than {reaction:?}: stack {} while {:?} \
+                     (kstatus {}, Ready {})",
+                    first.stack,
+                    first.not_rolled_out,
+                    first.kstatus,
+                    first.ready
+                ),
+                (false, _) => since = None,
+            }
+        }
     }
 
     fn saw(&self, pred: impl Fn(&Sample) -> bool) -> bool {
@@ -237,6 +263,15 @@ fn kpt_status(dir: &Path) -> String {
 fn kubectl_wait(ns: &str) -> tokio::task::JoinHandle<Result<String, String>> {
     let ns = ns.to_string();
     tokio::task::spawn_blocking(move || {
+        // `kubectl wait` fails on an object that does not exist yet; the
+        // caller starts it before kpt creates the stack.
+        let target = format!("fleetstack/{STACK}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while kubectl(&["get", "-n", &ns, &target], None).is_err()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         kubectl(
             &[
                 "wait",
@@ -399,7 +434,8 @@ async fn an_outage_reads_in_progress_until_recovered() {
         !sampler.saw(|s| !s.ready && !s.paused && s.kstatus == "Current"),
         "an outage read Current"
     );
-    sampler.check("outage");
+    // The pod's deletion wakes the controller (it watches our pods).
+    sampler.check_reaction("outage", Duration::from_secs(3));
     assert_eq!(kpt_status(&dir), "Current");
     ns.cleanup().await;
 }

@@ -124,9 +124,6 @@ impl<T: KubernetesTopology> Interpret<T> for AgentsInterpret<'_> {
         resources.apply(&build(&s.input()).ordered()?).await?;
         let rolling_out = resources.rolling_out();
         let applied = resources.finish().await?;
-        if let Some(probe) = rolling_out {
-            return Ok(applied.outcome(probe, s.units(0)));
-        }
 
         let nats_names = NatsNames::new(&s.stack.name);
         let probe_user = nats::config::FLEET_USER;
@@ -166,7 +163,10 @@ impl<T: KubernetesTopology> Interpret<T> for AgentsInterpret<'_> {
                 0,
             ),
         };
-        Ok(applied.outcome(probe, s.units(answered)))
+        Ok(applied.outcome(
+            crate::resources::after_rollout(probe, rolling_out),
+            s.units(answered),
+        ))
     }
 }
 

@@ -79,9 +79,6 @@ impl<T: KubernetesTopology> Interpret<T> for CalloutInterpret<'_> {
         resources.apply(&ordered).await?;
         let rolling_out = resources.rolling_out();
         let applied = resources.finish().await?;
-        if let Some(probe) = rolling_out {
-            return Ok(applied.outcome(probe, None));
-        }
         let service = CalloutNames::new(&s.stack.name).service;
         let probe = match topology.service_host(&s.stack.namespace, &service).await {
             Ok(host) => smoke_probe(&host, objects::HTTP_PORT, s.stack.probe_timeout).await,
@@ -91,6 +88,6 @@ impl<T: KubernetesTopology> Interpret<T> for CalloutInterpret<'_> {
                 latency: Duration::ZERO,
             },
         };
-        Ok(applied.outcome(probe, None))
+        Ok(applied.outcome(crate::resources::after_rollout(probe, rolling_out), None))
     }
 }

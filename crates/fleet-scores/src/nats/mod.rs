@@ -168,9 +168,6 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret<'_> {
         resources.apply(&ordered[1..]).await?;
         let rolling_out = resources.rolling_out();
         let applied = resources.finish().await?;
-        if let Some(probe) = rolling_out {
-            return Ok(applied.outcome(probe, None));
-        }
 
         let probe = match (
             topology
@@ -202,6 +199,6 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret<'_> {
                 latency: Duration::ZERO,
             },
         };
-        Ok(applied.outcome(probe, None))
+        Ok(applied.outcome(crate::resources::after_rollout(probe, rolling_out), None))
     }
 }

@@ -91,9 +91,6 @@ impl<T: KubernetesTopology> Interpret<T> for OperatorInterpret<'_> {
         resources.apply(&ordered).await?;
         let rolling_out = resources.rolling_out();
         let applied = resources.finish().await?;
-        if let Some(probe) = rolling_out {
-            return Ok(applied.outcome(probe, None));
-        }
         let service = OperatorNames::new(&s.stack.name).service;
         let (probe, units) = match topology.service_host(&s.stack.namespace, &service).await {
             Ok(host) => {
@@ -116,7 +113,7 @@ impl<T: KubernetesTopology> Interpret<T> for OperatorInterpret<'_> {
                 None,
             ),
         };
-        Ok(applied.outcome(probe, units))
+        Ok(applied.outcome(crate::resources::after_rollout(probe, rolling_out), units))
     }
 }
 
