@@ -49,6 +49,17 @@ pub fn compute(
             return KStatus::Failed;
         }
     }
+    // kpt 1.0.0-beta.56 (the library Flux uses) also reads `Ready`: a
+    // paused stack with `Ready=Unknown` read "InProgress: spec.paused is
+    // true" in the status_contract e2e. So a `Ready` that is not True is
+    // InProgress.
+    if status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == fleet_crds::READY && c.status != "True")
+    {
+        return KStatus::InProgress;
+    }
     KStatus::Current
 }
 
@@ -179,25 +190,29 @@ mod tests {
             &[(READY, CondStatus::False), (STALLED, CondStatus::True)],
         );
         assert_eq!(compute(Some(1), false, Some(&s)), KStatus::Failed);
-        // kstatus never reads Ready: Ready=False alone is Current. That is
-        // the outage of issue 12 item 3, and why the contract forbids it.
+        // kpt's kstatus reads a Ready that is not True as InProgress (seen
+        // on a paused stack in the status_contract e2e); the contract still
+        // asks for Reconciling/Stalled so Flux and kpt agree on why.
         let s = status(1, &[(READY, CondStatus::False)]);
-        assert_eq!(compute(Some(1), false, Some(&s)), KStatus::Current);
+        assert_eq!(compute(Some(1), false, Some(&s)), KStatus::InProgress);
         assert!(check_contract(Some(1), &s).is_err());
         let s = status(1, &[(READY, CondStatus::Unknown)]);
-        assert_eq!(compute(Some(1), false, Some(&s)), KStatus::Current);
+        assert_eq!(compute(Some(1), false, Some(&s)), KStatus::InProgress);
         // The CRD's status default: observedGeneration -1 before any write.
         let s = FleetStackStatus {
             observed_generation: Some(-1),
             ..Default::default()
         };
         assert_eq!(compute(Some(1), false, Some(&s)), KStatus::InProgress);
+        // Paused: no Ready, so Current.
+        let s = status(1, &[(PAUSED, CondStatus::True)]);
+        assert_eq!(compute(Some(1), false, Some(&s)), KStatus::Current);
+        assert!(check_contract(Some(1), &s).is_ok());
         let s = status(
             1,
             &[(PAUSED, CondStatus::True), (READY, CondStatus::Unknown)],
         );
-        assert_eq!(compute(Some(1), false, Some(&s)), KStatus::Current);
-        assert!(check_contract(Some(1), &s).is_ok());
+        assert_eq!(compute(Some(1), false, Some(&s)), KStatus::InProgress);
     }
 
     #[test]

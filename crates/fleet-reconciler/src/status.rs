@@ -176,7 +176,10 @@ pub fn paused(old: &FleetStackStatus, generation: i64, now: &Time) -> FleetStack
         "Paused",
         "spec.paused is true: the reconciler writes nothing to this stack's objects",
     );
-    next.set(READY, CondStatus::Unknown, "Paused", "spec.paused is true");
+    // No Ready while paused: nothing is asserted about the children, and
+    // kstatus reads any Ready that is not True as InProgress, which would
+    // make Flux `wait: true` and kpt time out on a paused stack.
+    next.remove(READY);
     next.remove(RECONCILING);
     next.remove(STALLED);
     next.s
@@ -682,7 +685,7 @@ mod tests {
         );
         let p = paused(&s1, 2, &t(1));
         assert_eq!(kstatus(&p, 2), KStatus::Current);
-        assert_eq!(cond(&p, READY), pair("Unknown", "Paused"));
+        assert_eq!(cond(&p, READY), None, "no Ready while paused");
         let ev = transitions(&s1, &p);
         assert!(no_warnings(&ev));
         assert!(ev.iter().any(|e| e.reason == "Paused"));
