@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
+use crate::idp::{IdpError, TokenError, describe_reqwest, read_json};
 use crate::metrics::Metrics;
-use crate::oidc::{IdpError, TokenError, describe_reqwest, read_json};
 
 /// At most this many keys are kept from one JWKS.
 const MAX_KEYS: usize = 64;

@@ -23,6 +23,7 @@ pub mod agent;
 pub mod claims;
 pub mod config;
 pub mod http;
+pub mod idp;
 pub mod jwks;
 pub mod metrics;
 pub mod oidc;
