@@ -53,6 +53,21 @@ fn generate_value(key: &str) -> Sensitive {
         .unwrap_or_else(|_| secret::generate_password())
 }
 
+/// The hash of the values of `keys` in the stack's NATS credentials
+/// Secret, for the pod template of a workload that consumes them: values
+/// regenerated after the Secret was deleted roll it (docs/adr/0016).
+/// `None` while the Secret does not exist.
+pub async fn consumed_credentials_hash(
+    client: &kube::Client,
+    stack: &StackRef,
+    keys: &[&str],
+) -> Result<Option<String>, InterpretError> {
+    let secret = NatsNames::new(&stack.name).credentials_secret;
+    Ok(secret::read_keys(client, &stack.namespace, &secret, keys)
+        .await?
+        .map(|values| write_once::credentials_hash(&values, keys)))
+}
+
 /// The callout's public keys from the seeds in the credentials Secret.
 pub fn callout_auth(
     values: &BTreeMap<String, Sensitive>,

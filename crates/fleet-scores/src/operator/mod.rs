@@ -77,14 +77,12 @@ impl<T: KubernetesTopology> Interpret<T> for OperatorInterpret<'_> {
         let client = topology.client();
         let mut resources = Resources::new(topology, &s.stack, Component::Operator);
         // Roll onto regenerated NATS credentials (docs/adr/0016).
-        let hash = crate::secret::read_keys(
+        let hash = crate::nats::consumed_credentials_hash(
             topology.client(),
-            &s.stack.namespace,
-            &crate::nats::NatsNames::new(&s.stack.name).credentials_secret,
+            &s.stack,
             &objects::CREDENTIAL_KEYS,
         )
-        .await?
-        .map(|values| crate::write_once::credentials_hash(&values, &objects::CREDENTIAL_KEYS));
+        .await?;
         let ordered = build(&s.input())
             .with_credentials_hash(hash.as_deref())
             .ordered()?;
