@@ -644,11 +644,15 @@ async fn removing_nats_from_the_spec_deletes_its_objects() {
         no_children_left(&env).await.then_some(())
     })
     .await;
+    // Nothing left in the spec deploys nothing: not Ready but Stalled
+    // NoComponents (issue 12 item 7), for the current generation.
     let s = env
-        .wait_stack("Ready with nothing deployed", "demo", |s| {
-            condition(s, READY).is_some_and(|c| {
-                c.status == "True" && c.observed_generation == s.metadata.generation
-            })
+        .wait_stack("Stalled NoComponents with nothing deployed", "demo", |s| {
+            condition(s, "Stalled").is_some_and(|c| {
+                c.status == "True"
+                    && c.reason == "NoComponents"
+                    && c.observed_generation == s.metadata.generation
+            }) && condition(s, READY).is_some_and(|c| c.status == "False")
         })
         .await;
     assert!(condition(&s, "NatsReady").is_none());
