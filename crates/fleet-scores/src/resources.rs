@@ -43,15 +43,21 @@ pub struct Applied {
     pub written: Vec<String>,
     pub unchanged: usize,
     pub deleted: Vec<String>,
+    /// The first workload applied that had not rolled out (see
+    /// [`Resources::rolling_out`]).
+    pub rolling_out: Option<ProbeOutcome>,
 }
 
 impl Applied {
+    /// The component's outcome given its smoke probe: a probe that passed
+    /// while a workload still rolls out is not Ready yet ([`after_rollout`]),
+    /// so no Score can forget the rollout gate.
     pub fn outcome(self, probe: ProbeOutcome, units: Option<Units>) -> Outcome {
         Outcome {
             written: self.written,
             unchanged: self.unchanged,
             deleted: self.deleted,
-            probe,
+            probe: after_rollout(probe, self.rolling_out),
             units,
         }
     }
@@ -156,6 +162,7 @@ impl<'a> Resources<'a> {
     /// Deletes the component's objects that were not added (only when an
     /// existing object was rewritten: see the module docs).
     pub async fn finish(self) -> Result<Applied, InterpretError> {
+        let rolling_out = self.rolling_out();
         let deleted = if self.report.updated_existing {
             apply::prune(
                 self.client,
@@ -173,6 +180,7 @@ impl<'a> Resources<'a> {
             written: self.report.written,
             unchanged: self.report.unchanged,
             deleted,
+            rolling_out,
         })
     }
 }

@@ -122,7 +122,6 @@ impl<T: KubernetesTopology> Interpret<T> for AgentsInterpret<'_> {
         }
         let mut resources = Resources::new(topology, &s.stack, Component::Agents);
         resources.apply(&build(&s.input()).ordered()?).await?;
-        let rolling_out = resources.rolling_out();
         let applied = resources.finish().await?;
 
         let nats_names = NatsNames::new(&s.stack.name);
@@ -163,10 +162,7 @@ impl<T: KubernetesTopology> Interpret<T> for AgentsInterpret<'_> {
                 0,
             ),
         };
-        Ok(applied.outcome(
-            crate::resources::after_rollout(probe, rolling_out),
-            s.units(answered),
-        ))
+        Ok(applied.outcome(probe, s.units(answered)))
     }
 }
 

@@ -75,7 +75,6 @@ impl<T: KubernetesTopology> Interpret<T> for CalloutInterpret<'_> {
             .with_credentials_hash(hash.as_deref())
             .ordered()?;
         resources.apply(&ordered).await?;
-        let rolling_out = resources.rolling_out();
         let applied = resources.finish().await?;
         let service = CalloutNames::new(&s.stack.name).service;
         let probe = match topology.service_host(&s.stack.namespace, &service).await {
@@ -86,6 +85,6 @@ impl<T: KubernetesTopology> Interpret<T> for CalloutInterpret<'_> {
                 latency: Duration::ZERO,
             },
         };
-        Ok(applied.outcome(crate::resources::after_rollout(probe, rolling_out), None))
+        Ok(applied.outcome(probe, None))
     }
 }

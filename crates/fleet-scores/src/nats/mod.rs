@@ -181,7 +181,6 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret<'_> {
         );
         let ordered = build(&input).with_credentials_hash(Some(&hash)).ordered()?;
         resources.apply(&ordered[1..]).await?;
-        let rolling_out = resources.rolling_out();
         let applied = resources.finish().await?;
 
         let probe = match (
@@ -214,6 +213,6 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret<'_> {
                 latency: Duration::ZERO,
             },
         };
-        Ok(applied.outcome(crate::resources::after_rollout(probe, rolling_out), None))
+        Ok(applied.outcome(probe, None))
     }
 }

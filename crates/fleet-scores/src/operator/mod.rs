@@ -87,7 +87,6 @@ impl<T: KubernetesTopology> Interpret<T> for OperatorInterpret<'_> {
             .with_credentials_hash(hash.as_deref())
             .ordered()?;
         resources.apply(&ordered).await?;
-        let rolling_out = resources.rolling_out();
         let applied = resources.finish().await?;
         let service = OperatorNames::new(&s.stack.name).service;
         let (probe, units) = match topology.service_host(&s.stack.namespace, &service).await {
@@ -111,7 +110,7 @@ impl<T: KubernetesTopology> Interpret<T> for OperatorInterpret<'_> {
                 None,
             ),
         };
-        Ok(applied.outcome(crate::resources::after_rollout(probe, rolling_out), units))
+        Ok(applied.outcome(probe, units))
     }
 }
 
