@@ -6,6 +6,7 @@
 //!   (see docs/adr/0011-status-contract.md).
 //! * [`validate`] holds the checks the OpenAPI schema of a Kubernetes 1.20
 //!   API server cannot express (no CEL there); failures carry the field path.
+//!   [`validate_tls`] holds those of `spec.nats.tls` and `spec.nats.expose`.
 //! * [`crdgen`] renders every CRD of the project as YAML (the `crdgen` binary
 //!   and the drift test use it).
 
@@ -15,6 +16,7 @@ pub mod fleet_command;
 pub mod stack;
 pub mod status;
 pub mod validate;
+pub mod validate_tls;
 
 pub use fleet_agent::{FleetAgent, FleetAgentSpec, FleetAgentStatus, STACK_LABEL};
 pub use fleet_command::{
@@ -24,6 +26,10 @@ pub use fleet_command::{
 pub use stack::*;
 pub use status::*;
 pub use validate::{MAX_STACK_NAME, SpecError, validate_name, validate_spec};
+pub use validate_tls::{
+    AddressError, AdvertiseAddress, AdvertiseHost, check_nats_tls_and_expose,
+    parse_advertise_address,
+};
 
 /// API group of every FleetStack resource.
 pub const GROUP: &str = "fleet.nationtech.io";

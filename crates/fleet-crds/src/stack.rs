@@ -95,6 +95,14 @@ pub struct NatsSpec {
     /// How clients authenticate to NATS.
     #[serde(default)]
     pub auth: NatsAuthSpec,
+    /// TLS on the client port and on cluster routes (on by default).
+    #[serde(default)]
+    pub tls: NatsTlsSpec,
+    /// A NodePort or LoadBalancer Service for clients outside the cluster
+    /// (devices on other networks). Absent: NATS is reachable only inside
+    /// the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<ExposeSpec>,
 }
 
 impl Default for NatsSpec {
@@ -105,6 +113,8 @@ impl Default for NatsSpec {
             resources: None,
             jetstream: JetStreamSpec::default(),
             auth: NatsAuthSpec::default(),
+            tls: NatsTlsSpec::default(),
+            expose: None,
         }
     }
 }
@@ -149,6 +159,83 @@ pub enum NatsAuthMode {
     UserPass,
     /// Users are authorized by the auth-callout service against the IdP.
     Callout,
+}
+
+/// TLS of the NATS listeners (docs/adr/0060-stack-ca-and-certificate-rotation.md).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NatsTlsSpec {
+    /// `Enabled` (default): the client port and routes speak TLS only and
+    /// every client we ship verifies the server. `Disabled`: plaintext,
+    /// reported as a warning condition in status.
+    #[serde(default)]
+    pub mode: TlsMode,
+    /// A CA Secret of type `kubernetes.io/tls` (`tls.crt`, `tls.key`, the
+    /// key in PKCS#8: cert-manager `privateKey.encoding: PKCS8`) that signs
+    /// the server certificates, e.g. a company CA or one cert-manager
+    /// keeps. Absent: the reconciler generates a CA once, in the Secret
+    /// `<stack>-ca`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret: Option<SecretRef>,
+}
+
+/// Whether a listener speaks TLS.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema, Default)]
+pub enum TlsMode {
+    /// TLS only; plaintext connections are refused.
+    #[default]
+    Enabled,
+    /// Plaintext (passwords and tokens cross the network in clear). An
+    /// explicit opt-out, reported as a warning.
+    Disabled,
+}
+
+/// Lowest and highest port of Kubernetes' default NodePort range.
+pub const NODE_PORT_MIN: i32 = 30000;
+pub const NODE_PORT_MAX: i32 = 32767;
+
+/// The NATS endpoint for clients outside the cluster
+/// (docs/adr/0061-exposing-nats-outside-the-cluster.md).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExposeSpec {
+    /// `NodePort` (default) or `LoadBalancer`.
+    #[serde(default, rename = "type")]
+    pub type_: ExposeType,
+    /// A fixed node port for the client port (type `NodePort`); absent:
+    /// Kubernetes picks one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30000, max = 32767))]
+    pub node_port: Option<i32>,
+    /// Addresses clients outside the cluster dial, as `host`, `host:port`,
+    /// `1.2.3.4:30422` or `[fd00::1]:30422`. They are announced to clients
+    /// (`client_advertise`), put in the server certificate and published in
+    /// `status.endpoints`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub advertise: Vec<String>,
+    /// Also expose a WebSocket port (TLS), for devices behind proxies that
+    /// only pass HTTP(S).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub websocket: Option<WebSocketExposeSpec>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema, Default)]
+pub enum ExposeType {
+    /// A port on every node.
+    #[default]
+    NodePort,
+    /// A load balancer address from the cluster's provider.
+    LoadBalancer,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WebSocketExposeSpec {
+    /// A fixed node port for the WebSocket port (type `NodePort`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30000, max = 32767))]
+    pub node_port: Option<i32>,
 }
 
 /// Requests and limits (`cpu`, `memory`, ...) like a container's `resources`.

@@ -34,6 +34,41 @@ pub struct FleetStackStatus {
     pub components: BTreeMap<String, ComponentStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents: Option<AgentsStatus>,
+    /// Where clients connect: one entry per exposed listener, with the CA
+    /// certificate a device needs to verify it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<Endpoint>,
+    /// The certificates the stack serves, with their expiry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateStatus>,
+}
+
+/// A way in for clients (docs/adr/0061-exposing-nats-outside-the-cluster.md).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoint {
+    /// What listens there: `nats` (client port) or `nats-websocket`.
+    pub name: String,
+    /// URL a client dials, e.g. `tls://192.0.2.7:30422` or
+    /// `wss://nats.example.com:30443`.
+    pub url: String,
+    /// PEM of the CA that signs the server certificate (public; a device
+    /// trusts it to verify the server). Absent with TLS disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
+}
+
+/// One server certificate the reconciler keeps.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateStatus {
+    /// The Secret holding it (`tls.crt`, `tls.key`, `ca.crt`).
+    pub secret: String,
+    /// Expiry, RFC 3339 (`notAfter` of the certificate).
+    pub not_after: String,
+    /// When the reconciler renews it (a third of its lifetime before
+    /// `notAfter`), RFC 3339.
+    pub renew_after: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema, Default)]
