@@ -38,6 +38,7 @@ pub mod secret;
 pub mod secret_loss;
 pub mod stack_ref;
 pub mod test_issuer;
+pub mod tls;
 pub mod topology;
 pub mod write_once;
 pub mod zitadel;
