@@ -30,6 +30,8 @@
 //! # }
 //! ```
 
+use std::path::PathBuf;
+
 use crate::{
     AgentId, Command, CommandSpec, ErrorBody, InfoCommand, InfoReply, PingCommand, PingReply,
     ProtoError, decode_reply, encode_request, subjects,
@@ -38,6 +40,40 @@ use async_nats::{RequestErrorKind, client::Client};
 use bytes::Bytes;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// How a client verifies the NATS server it connects to. Every client we
+/// ship (agents, callout, operator runtime, smoke probes) takes this, so
+/// "TLS verified against the stack's CA and the dialed host name" is one
+/// definition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    /// PEM file of the CA that signs the server certificate (the stack's
+    /// CA: `ca.crt` of the stack's certificate Secrets, or
+    /// `status.endpoints[].caCert` outside the cluster). `None`: plaintext
+    /// unless the server asks for TLS (then verified against the system
+    /// roots).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl ClientTls {
+    /// TLS required and verified against the CA in `ca_file`.
+    pub fn with_ca_file(ca_file: impl Into<PathBuf>) -> Self {
+        ClientTls {
+            ca_file: Some(ca_file.into()),
+        }
+    }
+
+    /// Applies this to connect options: with a CA file, the connection
+    /// must be TLS (a server offering plaintext is refused), the server's
+    /// certificate must chain to that CA, and its names must cover the host
+    /// in the URL.
+    pub fn apply(&self, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+        match &self.ca_file {
+            Some(ca) => options.add_root_certificates(ca.clone()).require_tls(true),
+            None => options,
+        }
+    }
+}
 
 /// First pause after a NoResponders answer; doubles up to [`MAX_RETRY_PAUSE`].
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(10);
