@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use fleet_proto::AgentId;
-use fleet_proto::client::ping_all;
+use fleet_proto::client::{ClientTls, ping_all};
 
 use crate::score::ProbeOutcome;
 use crate::secret::Sensitive;
@@ -30,6 +30,15 @@ const PER_AGENT_TIMEOUT: Duration = Duration::from_secs(1);
 /// or names the agents that did not answer; it holds no timings so that an
 /// unchanged fleet never rewrites status.
 pub async fn smoke_probe(target: &AgentsProbeTarget, deadline: Duration) -> (ProbeOutcome, i32) {
+    smoke_probe_with_tls(target, &ClientTls::default(), deadline).await
+}
+
+/// [`smoke_probe`] over TLS verified as `tls` says (the stack's CA).
+pub async fn smoke_probe_with_tls(
+    target: &AgentsProbeTarget,
+    tls: &ClientTls,
+    deadline: Duration,
+) -> (ProbeOutcome, i32) {
     let started = Instant::now();
     let failed = |reason, message| ProbeOutcome::Failed {
         reason,
@@ -52,15 +61,17 @@ pub async fn smoke_probe(target: &AgentsProbeTarget, deadline: Duration) -> (Pro
             0,
         );
     }
-    let client = match async_nats::ConnectOptions::with_user_and_password(
+    let options = async_nats::ConnectOptions::with_user_and_password(
         target.user.clone(),
         target.password.expose().to_string(),
-    )
-    .name("fleet-reconciler-agents-probe")
-    .connection_timeout(deadline)
-    .max_reconnects(Some(0))
-    .connect(&target.nats_url)
-    .await
+    );
+    let client = match tls
+        .apply(options)
+        .name("fleet-reconciler-agents-probe")
+        .connection_timeout(deadline)
+        .max_reconnects(Some(0))
+        .connect(&target.nats_url)
+        .await
     {
         Ok(c) => c,
         Err(e) => {

@@ -4,7 +4,7 @@
 //! `$SYS_PASSWORD` / `$FLEET_PASSWORD`, which nats-server resolves from the
 //! container environment (filled from the write-once Secret).
 
-use fleet_crds::NatsSpec;
+use fleet_crds::{ExposeSpec, NatsSpec, parse_advertise_address};
 
 pub const CLIENT_PORT: u16 = 4222;
 pub const CLUSTER_PORT: u16 = 6222;
@@ -12,6 +12,12 @@ pub const MONITOR_PORT: u16 = 8222;
 pub const CONFIG_DIR: &str = "/etc/nats";
 pub const CONFIG_FILE: &str = "nats.conf";
 pub const PID_DIR: &str = "/var/run/nats";
+/// Where the server certificate Secret (`tls.crt`, `tls.key`, `ca.crt`) is
+/// mounted.
+pub const TLS_DIR: &str = "/etc/nats-tls";
+/// TLS handshake deadline (seconds) on the client port and routes. Above
+/// nats-server's 2 s default: a device on a slow link still gets in.
+pub const TLS_TIMEOUT_SECS: u32 = 3;
 pub const DATA_DIR: &str = "/data";
 
 /// User of the system account; the smoke probe connects as this user.
@@ -66,6 +72,50 @@ pub struct CalloutAuth {
     pub xkey: Option<String>,
 }
 
+/// TLS of the listeners. Present = the client port accepts TLS only and
+/// routes speak mutually verified TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Directory holding `tls.crt`, `tls.key` and `ca.crt` (in the pod:
+    /// [`TLS_DIR`]; a loopback test points it at a temporary directory).
+    pub dir: String,
+    /// `host:port` told to clients (`client_advertise`): the address
+    /// devices outside the cluster dial.
+    pub client_advertise: Option<String>,
+}
+
+impl TlsFiles {
+    fn block(&self, indent: &str, verify: bool) -> String {
+        let d = &self.dir;
+        let verify = if verify {
+            // Routes: the dialing server must present a certificate from
+            // the same CA; a pod that merely reaches 6222 cannot.
+            format!("{indent}  verify: true\n")
+        } else {
+            String::new()
+        };
+        format!(
+            "{indent}tls {{\n{indent}  cert_file: \"{d}/tls.crt\"\n{indent}  key_file: \"{d}/tls.key\"\n{indent}  ca_file: \"{d}/ca.crt\"\n{verify}{indent}  timeout: {TLS_TIMEOUT_SECS}\n{indent}}}\n"
+        )
+    }
+}
+
+/// The `client_advertise` value for `spec.nats.expose`: its first
+/// advertised address, with the fixed node port (or the client port) when
+/// the address gives none. `None` without an expose or an address.
+pub fn client_advertise(expose: Option<&ExposeSpec>) -> Option<String> {
+    let expose = expose?;
+    let default_port = expose
+        .node_port
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or(CLIENT_PORT);
+    expose
+        .advertise
+        .iter()
+        .find_map(|a| parse_advertise_address(a).ok())
+        .map(|a| a.host_port(default_port))
+}
+
 /// Everything the config depends on besides the spec.
 #[derive(Debug, Clone)]
 pub struct ConfigInput<'a> {
@@ -76,6 +126,9 @@ pub struct ConfigInput<'a> {
     pub spec: &'a NatsSpec,
     /// `Some` with `auth.mode: Callout`.
     pub callout: Option<&'a CalloutAuth>,
+    /// `Some` with TLS (the default; `None` only with `tls.mode: Disabled`
+    /// or before the Interpret passes the certificate).
+    pub tls: Option<&'a TlsFiles>,
 }
 
 /// The complete server configuration.
@@ -87,6 +140,13 @@ pub fn render(input: &ConfigInput<'_>) -> String {
     c.push_str("server_name: $SERVER_NAME\n");
     c.push_str(&format!("listen: 0.0.0.0:{CLIENT_PORT}\n"));
     c.push_str(&format!("http: 0.0.0.0:{MONITOR_PORT}\n"));
+    if let Some(tls) = input.tls {
+        // Plaintext clients are refused on the client port.
+        c.push_str(&tls.block("", false));
+        if let Some(advertise) = &tls.client_advertise {
+            c.push_str(&format!("client_advertise: \"{advertise}\"\n"));
+        }
+    }
     c.push_str(&format!("pid_file: {PID_DIR}/nats.pid\n"));
     c.push_str("lame_duck_duration: 30s\nlame_duck_grace_period: 10s\n");
     if input.spec.replicas > 1 {
@@ -108,8 +168,9 @@ fn cluster_block(input: &ConfigInput<'_>) -> String {
     let routes: Vec<String> = (0..input.spec.replicas)
         .map(|i| format!("    ${}", route_env(i)))
         .collect();
+    let tls = input.tls.map(|t| t.block("  ", true)).unwrap_or_default();
     format!(
-        "cluster {{\n  name: {name}\n  listen: 0.0.0.0:{CLUSTER_PORT}\n  no_advertise: true\n  connect_retries: 120\n  authorization {{\n    user: {ROUTE_USER}\n    password: ${ROUTE_PASSWORD_ENV}\n    timeout: 2\n  }}\n  routes: [\n{routes}\n  ]\n}}\n",
+        "cluster {{\n  name: {name}\n  listen: 0.0.0.0:{CLUSTER_PORT}\n  no_advertise: true\n  connect_retries: 120\n{tls}  authorization {{\n    user: {ROUTE_USER}\n    password: ${ROUTE_PASSWORD_ENV}\n    timeout: 2\n  }}\n  routes: [\n{routes}\n  ]\n}}\n",
         name = input.stack,
         routes = routes.join("\n")
     )

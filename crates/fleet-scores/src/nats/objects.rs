@@ -11,8 +11,8 @@ use k8s_openapi::{
             ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar,
             EnvVarSource, ExecAction, Lifecycle, LifecycleHandler, ObjectFieldSelector,
             PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec,
-            ResourceRequirements, Service, ServiceAccount, ServiceSpec, Volume, VolumeMount,
-            VolumeResourceRequirements,
+            ResourceRequirements, SecretVolumeSource, Service, ServiceAccount, ServiceSpec, Volume,
+            VolumeMount, VolumeResourceRequirements,
         },
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
     },
@@ -63,12 +63,26 @@ pub fn credential_keys(spec: &NatsSpec, callout: bool) -> Vec<&'static str> {
     keys
 }
 
+/// TLS of the NATS listeners, as the Interpret passes it once the
+/// certificate Secret exists ([`crate::tls::ensure::ensure_server_cert`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsTlsInput {
+    /// The server certificate Secret (`tls.crt`, `tls.key`, `ca.crt`),
+    /// [`crate::tls::nats_cert_secret_name`].
+    pub secret: String,
+    /// `host:port` told to clients ([`config::client_advertise`]).
+    pub client_advertise: Option<String>,
+}
+
 /// Object names, derived from the stack name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatsNames {
     pub statefulset: String,
     pub headless_service: String,
     pub client_service: String,
+    /// The monitoring port (8222, no authentication) on a Service of its
+    /// own, so that nothing reaching the client Service reaches `/connz`.
+    pub monitor_service: String,
     pub config_map: String,
     pub credentials_secret: String,
     pub service_account: String,
@@ -81,6 +95,7 @@ impl NatsNames {
             statefulset: format!("{stack}-nats"),
             headless_service: format!("{stack}-nats-headless"),
             client_service: format!("{stack}-nats"),
+            monitor_service: format!("{stack}-nats-monitor"),
             config_map: format!("{stack}-nats-config"),
             credentials_secret: format!("{stack}-nats-credentials"),
             service_account: format!("{stack}-nats"),
@@ -97,6 +112,9 @@ pub struct NatsObjects {
     pub config_map: ConfigMap,
     pub headless_service: Service,
     pub client_service: Service,
+    /// Built with TLS ([`build_with_tls`]); without, the client Service
+    /// still carries the monitoring port as before.
+    pub monitor_service: Option<Service>,
     pub pdb: Option<PodDisruptionBudget>,
     pub statefulset: StatefulSet,
     /// The rendered nats.conf (also inside `config_map`).
@@ -127,6 +145,9 @@ impl NatsObjects {
             DesiredObject::new(&self.headless_service)?,
             DesiredObject::new(&self.client_service)?,
         ];
+        if let Some(monitor) = &self.monitor_service {
+            out.push(DesiredObject::new(monitor)?);
+        }
         if let Some(pdb) = &self.pdb {
             out.push(DesiredObject::new(pdb)?);
         }
@@ -145,9 +166,21 @@ fn meta(input: &NatsInput, name: &str) -> ObjectMeta {
     labels::object_meta(stack, COMPONENT, namespace, owner, name)
 }
 
-/// Builds every desired object (pure).
+/// Builds every desired object (pure), without TLS.
 pub fn build(input: &NatsInput) -> NatsObjects {
+    build_with_tls(input, None)
+}
+
+/// Builds every desired object (pure). With `tls`: the client port and
+/// routes speak TLS with the certificate Secret mounted at
+/// [`config::TLS_DIR`], and the monitoring port moves from the client
+/// Service to [`NatsNames::monitor_service`].
+pub fn build_with_tls(input: &NatsInput, tls: Option<&NatsTlsInput>) -> NatsObjects {
     let names = NatsNames::new(&input.stack);
+    let tls_files = tls.map(|t| config::TlsFiles {
+        dir: config::TLS_DIR.into(),
+        client_advertise: t.client_advertise.clone(),
+    });
     let config_input = config::ConfigInput {
         stack: &input.stack,
         namespace: &input.namespace,
@@ -155,6 +188,7 @@ pub fn build(input: &NatsInput) -> NatsObjects {
         statefulset: &names.statefulset,
         spec: &input.spec,
         callout: input.callout.as_ref(),
+        tls: tls_files.as_ref(),
     };
     let config = config::render(&config_input);
     // Cluster routes (replicas > 1): the route password from the Secret,
@@ -207,18 +241,31 @@ pub fn build(input: &NatsInput) -> NatsObjects {
         }),
         ..Default::default()
     };
+    let client_ports = match tls {
+        Some(_) => vec![pod::service_port("client", CLIENT_PORT)],
+        None => vec![
+            pod::service_port("client", CLIENT_PORT),
+            pod::service_port("monitor", MONITOR_PORT),
+        ],
+    };
     let client_service = Service {
         metadata: meta(input, &names.client_service),
         spec: Some(ServiceSpec {
             selector: Some(selector.clone()),
-            ports: Some(vec![
-                pod::service_port("client", CLIENT_PORT),
-                pod::service_port("monitor", MONITOR_PORT),
-            ]),
+            ports: Some(client_ports),
             ..Default::default()
         }),
         ..Default::default()
     };
+    let monitor_service = tls.map(|_| Service {
+        metadata: meta(input, &names.monitor_service),
+        spec: Some(ServiceSpec {
+            selector: Some(selector.clone()),
+            ports: Some(vec![pod::service_port("monitor", MONITOR_PORT)]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
     let pdb = (input.spec.replicas > 1 && input.pdb_v1).then(|| PodDisruptionBudget {
         metadata: meta(input, &names.pdb),
         spec: Some(PodDisruptionBudgetSpec {
@@ -231,12 +278,13 @@ pub fn build(input: &NatsInput) -> NatsObjects {
         }),
         ..Default::default()
     });
-    let statefulset = statefulset(input, &names, &selector, &config_hash, route_env);
+    let statefulset = statefulset(input, &names, &selector, &config_hash, route_env, tls);
     NatsObjects {
         service_account,
         config_map,
         headless_service,
         client_service,
+        monitor_service,
         pdb,
         statefulset,
         config,
@@ -249,6 +297,7 @@ fn statefulset(
     selector: &BTreeMap<String, String>,
     config_hash: &str,
     route_env: Vec<EnvVar>,
+    tls: Option<&NatsTlsInput>,
 ) -> StatefulSet {
     let spec = &input.spec;
     let mut mounts = vec![
@@ -264,6 +313,42 @@ fn statefulset(
             ..Default::default()
         },
     ];
+    let mut volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names.config_map.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "pid".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+    ];
+    if let Some(tls) = tls {
+        // A renewed certificate reaches the mounted files without a pod
+        // restart (kubelet updates Secret volumes); nats-server reads them
+        // again on a config reload (docs/adr/0060).
+        mounts.push(VolumeMount {
+            name: "tls".into(),
+            mount_path: config::TLS_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+        volumes.push(Volume {
+            name: "tls".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(tls.secret.clone()),
+                // Readable by the pod's fsGroup only: the key is in it.
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     let mut claims = Vec::new();
     if spec.jetstream.enabled {
         mounts.push(VolumeMount {
@@ -410,21 +495,7 @@ fn statefulset(
                     termination_grace_period_seconds: Some(60),
                     security_context: Some(pod::restricted_pod_security()),
                     containers: vec![container],
-                    volumes: Some(vec![
-                        Volume {
-                            name: "config".into(),
-                            config_map: Some(ConfigMapVolumeSource {
-                                name: names.config_map.clone(),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        },
-                        Volume {
-                            name: "pid".into(),
-                            empty_dir: Some(EmptyDirVolumeSource::default()),
-                            ..Default::default()
-                        },
-                    ]),
+                    volumes: Some(volumes),
                     ..Default::default()
                 }),
             },

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use fleet_proto::client::ClientTls;
 use futures::StreamExt;
 
 use crate::http_probe::{self, GetError, root_cause};
@@ -21,10 +22,30 @@ pub struct ProbeTarget {
     pub password: Sensitive,
 }
 
-/// Runs the probe within `deadline` (the whole probe, not each step).
+/// How the probe reaches a TLS-era NATS: the monitoring port on its own
+/// Service, the client port with TLS verified against the stack's CA.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeRoutes {
+    /// Host of the monitoring Service (`NatsNames::monitor_service`);
+    /// `None`: the target's host (monitoring on the client Service).
+    pub monitor_host: Option<String>,
+    pub tls: ClientTls,
+}
+
+/// Runs the probe within `deadline` (the whole probe, not each step),
+/// plaintext, monitoring on the client Service.
 pub async fn smoke_probe(target: &ProbeTarget, deadline: Duration) -> ProbeOutcome {
+    smoke_probe_with(target, &ProbeRoutes::default(), deadline).await
+}
+
+/// [`smoke_probe`] with TLS and a separate monitoring host.
+pub async fn smoke_probe_with(
+    target: &ProbeTarget,
+    routes: &ProbeRoutes,
+    deadline: Duration,
+) -> ProbeOutcome {
     let started = Instant::now();
-    let result = tokio::time::timeout(deadline, run(target, deadline)).await;
+    let result = tokio::time::timeout(deadline, run(target, routes, deadline)).await;
     let latency = started.elapsed();
     match result {
         Ok(Ok(())) => ProbeOutcome::Passed {
@@ -49,8 +70,13 @@ pub async fn smoke_probe(target: &ProbeTarget, deadline: Duration) -> ProbeOutco
     }
 }
 
-async fn run(target: &ProbeTarget, deadline: Duration) -> Result<(), (&'static str, String)> {
-    let healthz = format!("http://{}:{}/healthz", target.host, target.monitor_port);
+async fn run(
+    target: &ProbeTarget,
+    routes: &ProbeRoutes,
+    deadline: Duration,
+) -> Result<(), (&'static str, String)> {
+    let monitor_host = routes.monitor_host.as_deref().unwrap_or(&target.host);
+    let healthz = format!("http://{monitor_host}:{}/healthz", target.monitor_port);
     let resp = http_probe::get(&healthz, deadline)
         .await
         .map_err(|e| match e {
@@ -70,23 +96,31 @@ async fn run(target: &ProbeTarget, deadline: Duration) -> Result<(), (&'static s
         ));
     }
 
-    let url = format!("nats://{}:{}", target.host, target.client_port);
-    let client = async_nats::ConnectOptions::with_user_and_password(
+    let scheme = if routes.tls.ca_file.is_some() {
+        "tls"
+    } else {
+        "nats"
+    };
+    let url = format!("{scheme}://{}:{}", target.host, target.client_port);
+    let options = async_nats::ConnectOptions::with_user_and_password(
         target.user.clone(),
         target.password.expose().to_string(),
-    )
-    .name("fleet-reconciler-probe")
-    .connection_timeout(deadline)
-    // The probe must fail, not hang reconnecting.
-    .max_reconnects(Some(0))
-    .connect(&url)
-    .await
-    .map_err(|e| {
-        (
-            "ConnectFailed",
-            format!("nats: connect to {url} as {}: {e}", target.user),
-        )
-    })?;
+    );
+    let client = routes
+        .tls
+        .apply(options)
+        .name("fleet-reconciler-probe")
+        .connection_timeout(deadline)
+        // The probe must fail, not hang reconnecting.
+        .max_reconnects(Some(0))
+        .connect(&url)
+        .await
+        .map_err(|e| {
+            (
+                "ConnectFailed",
+                format!("nats: connect to {url} as {}: {e}", target.user),
+            )
+        })?;
 
     let subject = format!("_FLEET.probe.{}", random_suffix());
     let mut sub = client

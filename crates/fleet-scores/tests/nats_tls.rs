@@ -1,0 +1,415 @@
+//! NATS with TLS, against real nats-servers on loopback: the rendered
+//! config with a certificate from the stack CA code is accepted by
+//! `nats-server -t`; a server running it accepts a client that verifies
+//! the CA and host name (the smoke probe), refuses plaintext, and a client
+//! trusting another CA or dialing a name the certificate lacks fails; two
+//! servers form a cluster over mutually verified TLS routes.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fleet_crds::NatsSpec;
+use fleet_proto::client::ClientTls;
+use fleet_scores::nats::objects::{NatsTlsInput, build_with_tls};
+use fleet_scores::nats::probe::{ProbeRoutes, ProbeTarget, smoke_probe_with};
+use fleet_scores::nats::{self, NatsInput, config};
+use fleet_scores::score::ProbeOutcome;
+use fleet_scores::secret::Sensitive;
+use fleet_scores::tls::{self, CertificateAuthority, ServerIdentity};
+
+mod common;
+
+const NOW_LIFETIME: Duration = Duration::from_secs(3600);
+
+fn input(replicas: i32) -> NatsInput {
+    NatsInput {
+        stack: "demo".into(),
+        namespace: "fleet".into(),
+        owner: common::owner(),
+        spec: NatsSpec {
+            replicas,
+            ..NatsSpec::default()
+        },
+        pdb_v1: true,
+        callout: None,
+    }
+}
+
+fn tls_input() -> NatsTlsInput {
+    NatsTlsInput {
+        secret: tls::nats_cert_secret_name("demo"),
+        client_advertise: Some("nats.example.com:30422".into()),
+    }
+}
+
+/// A fresh CA and a server certificate for `localhost` (and the Service
+/// names), written into `dir` as the Secret volume would hold them.
+fn write_cert_files(dir: &Path) -> CertificateAuthority {
+    let now = tls::unix_now();
+    let ca =
+        CertificateAuthority::generate("demo", "fleet", "demo-ca", NOW_LIFETIME, now).expect("CA");
+    let id = ServerIdentity::new()
+        .with_service("demo-nats", "fleet")
+        .with_headless_pods("demo-nats-headless", "fleet")
+        .with_name("localhost");
+    let cert = tls::issue_server_cert(&ca, &id, NOW_LIFETIME, now, ("fleet", "demo-nats-tls"))
+        .expect("cert");
+    let secret = tls::secret::server_cert_secret(
+        "fleet",
+        "demo-nats-tls",
+        &Default::default(),
+        &common::owner(),
+        &cert,
+        &ca,
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    for (k, v) in secret.data.unwrap() {
+        std::fs::write(dir.join(k), v.0).unwrap();
+    }
+    ca
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The rendered config with pod paths and ports moved to `dir` and free
+/// loopback ports.
+fn localize(conf: &str, dir: &Path, tls_dir: &Path, ports: (u16, u16, u16)) -> String {
+    conf.replace(config::TLS_DIR, tls_dir.to_str().unwrap())
+        .replace("/var/run/nats", dir.to_str().unwrap())
+        .replace("/data", dir.to_str().unwrap())
+        .replace("0.0.0.0:4222", &format!("127.0.0.1:{}", ports.0))
+        .replace("0.0.0.0:6222", &format!("127.0.0.1:{}", ports.1))
+        .replace("0.0.0.0:8222", &format!("127.0.0.1:{}", ports.2))
+}
+
+struct Kill(Vec<Child>);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn nats_server(conf_path: &Path, name: &str, routes: &[String]) -> Command {
+    let bin = fleet_testkit::nats_server_binary().expect("nats-server binary");
+    let mut cmd = Command::new(bin);
+    cmd.arg("-c")
+        .arg(conf_path)
+        .env("SERVER_NAME", name)
+        .env("SYS_PASSWORD", "s3cret")
+        .env("FLEET_PASSWORD", "f1eet")
+        .env("AUTH_PASSWORD", "auth-s3cret")
+        .env("ROUTE_PASSWORD", "r0ute");
+    for (i, r) in routes.iter().enumerate() {
+        cmd.env(format!("ROUTE_{i}"), r);
+    }
+    cmd
+}
+
+fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nats-server not listening on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_rendered_tls_config_passes_nats_server_t() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls_dir = dir.path().join("tls");
+    write_cert_files(&tls_dir);
+    for replicas in [1, 3] {
+        let o = build_with_tls(&input(replicas), Some(&tls_input()));
+        assert!(
+            o.config
+                .contains("tls {\n  cert_file: \"/etc/nats-tls/tls.crt\""),
+            "{}",
+            o.config
+        );
+        assert!(
+            o.config
+                .contains("client_advertise: \"nats.example.com:30422\""),
+            "{}",
+            o.config
+        );
+        if replicas > 1 {
+            assert!(
+                o.config.contains("  tls {\n    cert_file: \"/etc/nats-tls/tls.crt\"\n    key_file: \"/etc/nats-tls/tls.key\"\n    ca_file: \"/etc/nats-tls/ca.crt\"\n    verify: true\n"),
+                "{}",
+                o.config
+            );
+        }
+        let conf = localize(&o.config, dir.path(), &tls_dir, (4222, 6222, 8222));
+        let path = dir.path().join(format!("nats-{replicas}.conf"));
+        std::fs::write(&path, &conf).unwrap();
+        let out = nats_server(
+            &path,
+            "demo-nats-0",
+            &[
+                "nats-route://route:r0ute@localhost:6222".into(),
+                "nats-route://route:r0ute@localhost:6223".into(),
+                "nats-route://route:r0ute@localhost:6224".into(),
+            ],
+        )
+        .arg("-t")
+        .output()
+        .expect("nats-server -t");
+        assert!(
+            out.status.success(),
+            "nats-server rejected:\n{conf}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn with_tls_the_certificate_is_mounted_and_monitoring_has_its_own_service() {
+    let o = build_with_tls(&input(1), Some(&tls_input()));
+    let pod = o
+        .statefulset
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
+    let volume = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "tls")
+        .expect("tls volume");
+    let secret = volume.secret.as_ref().unwrap();
+    assert_eq!(secret.secret_name.as_deref(), Some("demo-nats-tls"));
+    assert_eq!(secret.default_mode, Some(0o440));
+    let mount = pod.containers[0]
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == "tls")
+        .expect("tls mount");
+    assert_eq!(mount.mount_path, config::TLS_DIR);
+    assert_eq!(mount.read_only, Some(true));
+    let ports = |s: &k8s_openapi::api::core::v1::Service| -> Vec<i32> {
+        s.spec
+            .as_ref()
+            .unwrap()
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| p.port)
+            .collect()
+    };
+    assert_eq!(ports(&o.client_service), vec![4222]);
+    let monitor = o.monitor_service.as_ref().expect("monitor Service");
+    assert_eq!(monitor.metadata.name.as_deref(), Some("demo-nats-monitor"));
+    assert_eq!(ports(monitor), vec![8222]);
+    let keys: Vec<String> = o.ordered().unwrap().iter().map(|d| d.key()).collect();
+    assert!(
+        keys.contains(&"Service/demo-nats-monitor".to_string()),
+        "{keys:?}"
+    );
+    // Without TLS nothing changes (what the Interpret builds until it
+    // passes the certificate).
+    let plain = nats::build(&input(1));
+    assert!(plain.monitor_service.is_none());
+    assert_eq!(ports(&plain.client_service), vec![4222, 8222]);
+    assert!(!plain.config.contains("tls {"));
+    // TLS changes the config hash, so the pods roll onto it.
+    let hash = |o: &nats::NatsObjects| {
+        o.statefulset
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .unwrap()[fleet_scores::labels::CONFIG_HASH]
+            .clone()
+    };
+    assert_ne!(hash(&plain), hash(&o));
+}
+
+fn probe_target(port: u16, monitor: u16, host: &str) -> ProbeTarget {
+    ProbeTarget {
+        host: host.into(),
+        client_port: port,
+        monitor_port: monitor,
+        user: config::SYS_USER.into(),
+        password: Sensitive::new("s3cret"),
+    }
+}
+
+#[tokio::test]
+async fn a_tls_server_accepts_verified_clients_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls_dir = dir.path().join("tls");
+    write_cert_files(&tls_dir);
+    let other_dir = dir.path().join("other");
+    write_cert_files(&other_dir);
+    let ports = (free_port(), free_port(), free_port());
+    let o = build_with_tls(&input(1), Some(&tls_input()));
+    let path = dir.path().join("nats.conf");
+    std::fs::write(&path, localize(&o.config, dir.path(), &tls_dir, ports)).unwrap();
+    let _server = Kill(vec![
+        nats_server(&path, "demo-nats-0", &[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server"),
+    ]);
+    wait_listening(ports.0);
+
+    let routes = |ca: &Path| ProbeRoutes {
+        monitor_host: Some("127.0.0.1".into()),
+        tls: ClientTls::with_ca_file(ca.join("ca.crt")),
+    };
+    // The smoke probe: TLS verified against the stack CA, host name
+    // `localhost` in the certificate, pub/sub round trip.
+    let deadline = Duration::from_secs(5);
+    let target = probe_target(ports.0, ports.2, "localhost");
+    let outcome = smoke_probe_with(&target, &routes(&tls_dir), deadline).await;
+    assert!(
+        matches!(outcome, ProbeOutcome::Passed { .. }),
+        "{outcome:?}"
+    );
+
+    // Trusting another CA: the client refuses the server.
+    let outcome = smoke_probe_with(&target, &routes(&other_dir), deadline).await;
+    match &outcome {
+        ProbeOutcome::Failed { reason, .. } => assert_eq!(*reason, "ConnectFailed", "{outcome:?}"),
+        ProbeOutcome::Passed { .. } => panic!("a client trusting another CA connected"),
+    }
+    // Dialing an address the certificate does not name.
+    let by_ip = probe_target(ports.0, ports.2, "127.0.0.1");
+    let outcome = smoke_probe_with(&by_ip, &routes(&tls_dir), deadline).await;
+    assert!(
+        matches!(
+            outcome,
+            ProbeOutcome::Failed {
+                reason: "ConnectFailed",
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+
+    // Plaintext: the server says TLS is required and never reads the
+    // password.
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", ports.0)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        let info = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let _ = s.write_all(
+            b"CONNECT {\"user\":\"sys\",\"pass\":\"s3cret\",\"tls_required\":false}\r\nPING\r\n",
+        );
+        let n = s.read(&mut buf).unwrap_or(0);
+        (info, String::from_utf8_lossy(&buf[..n]).into_owned())
+    })
+    .await
+    .unwrap();
+    assert!(
+        answer.0.contains("\"tls_required\":true"),
+        "INFO: {}",
+        answer.0
+    );
+    assert!(
+        !answer.1.contains("PONG"),
+        "a plaintext client was served: {:?}",
+        answer.1
+    );
+}
+
+#[test]
+fn two_servers_form_a_cluster_over_verified_tls_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls_dir = dir.path().join("tls");
+    write_cert_files(&tls_dir);
+    let o = build_with_tls(&input(2), Some(&tls_input()));
+    let ports: Vec<(u16, u16, u16)> = (0..2)
+        .map(|_| (free_port(), free_port(), free_port()))
+        .collect();
+    // The certificate names `localhost`, as the pods' wildcard names the
+    // route hosts in the cluster.
+    let routes: Vec<String> = ports
+        .iter()
+        .map(|p| format!("nats-route://route:r0ute@localhost:{}", p.1))
+        .collect();
+    let mut servers = Kill(Vec::new());
+    for (i, p) in ports.iter().enumerate() {
+        let sub = dir.path().join(format!("s{i}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let path = sub.join("nats.conf");
+        std::fs::write(&path, localize(&o.config, &sub, &tls_dir, *p)).unwrap();
+        servers.0.push(
+            nats_server(&path, &format!("demo-nats-{i}"), &routes)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start nats-server"),
+        );
+    }
+    let routez = |monitor: u16| -> Option<u64> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", monitor)).ok()?;
+        s.write_all(b"GET /routez HTTP/1.0\r\n\r\n").ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        let json = body.split("\r\n\r\n").nth(1)?;
+        serde_json::from_str::<serde_json::Value>(json).ok()?["num_routes"].as_u64()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ports.iter().all(|p| routez(p.2).unwrap_or(0) >= 1) {
+        assert!(
+            Instant::now() < deadline,
+            "the servers never formed a TLS cluster"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A plaintext route (even with the password) gets no cluster.
+    let mut rogue = std::net::TcpStream::connect(("127.0.0.1", ports[0].1)).unwrap();
+    rogue
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    // The server either announces that TLS is required or waits for a
+    // TLS handshake; it never serves plaintext.
+    let n = rogue.read(&mut buf).unwrap_or(0);
+    let info = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        info.is_empty() || info.contains("\"tls_required\":true"),
+        "route INFO: {info}"
+    );
+    let _ = rogue.write_all(
+        b"CONNECT {\"user\":\"route\",\"pass\":\"r0ute\",\"cluster\":\"demo\"}\r\nPING\r\n",
+    );
+    let n = rogue.read(&mut buf).unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        !answer.contains("PONG"),
+        "plaintext route answered: {answer:?}"
+    );
+}
