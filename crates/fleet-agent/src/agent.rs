@@ -154,6 +154,7 @@ impl Agent {
             agent_id: config.agent_id.clone(),
             connect_timeout: config.connect_timeout,
             reconnect_max_delay: config.reconnect_max_delay,
+            tls: config.nats_tls.clone(),
         };
         tracing::info!(
             agent = %config.agent_id,

@@ -6,6 +6,7 @@
 //! | `FLEET_NATS_URL` | required | NATS server URL(s), comma-separated (`nats://nats:4222`) |
 //! | `FLEET_NATS_USER` | unset (no auth) | NATS user |
 //! | `FLEET_NATS_PASSWORD` | - | Password of `FLEET_NATS_USER` |
+//! | `FLEET_NATS_CA_FILE` | unset | PEM file of the CA that signs the NATS server certificate; set = TLS required and the server verified against it and the URL's host |
 //! | `FLEET_NATS_PASSWORD_FILE` | - | File holding the password, re-read on every (re)connect; exclusive with `FLEET_NATS_PASSWORD` |
 //! | `FLEET_OIDC_ISSUER` | unset | OIDC issuer URL; set = authenticate with a client_credentials access token (NATS auth callout); exclusive with `FLEET_NATS_USER` |
 //! | `FLEET_OIDC_CLIENT_ID` | - | OAuth client id (required with `FLEET_OIDC_ISSUER`) |
@@ -27,6 +28,7 @@
 
 use crate::credentials::{PasswordSource, Secret};
 use crate::oidc::OidcClientConfig;
+use fleet_proto::client::ClientTls;
 use fleet_proto::{AgentId, AgentIdError};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,6 +40,8 @@ use std::time::Duration;
 pub struct AgentConfig {
     pub agent_id: AgentId,
     pub nats_url: String,
+    /// How the NATS server is verified (`FLEET_NATS_CA_FILE`).
+    pub nats_tls: ClientTls,
     pub auth: AuthConfig,
     pub labels: BTreeMap<String, String>,
     pub heartbeat_interval: Duration,
@@ -195,6 +199,7 @@ impl AgentConfig {
         Ok(AgentConfig {
             agent_id,
             nats_url,
+            nats_tls: nats_tls(&get),
             auth,
             labels,
             heartbeat_interval: duration(
@@ -218,6 +223,7 @@ impl AgentConfig {
         AgentConfig {
             agent_id,
             nats_url: nats_url.into(),
+            nats_tls: ClientTls::default(),
             auth: AuthConfig::None,
             labels: BTreeMap::new(),
             heartbeat_interval: Self::DEFAULT_HEARTBEAT_INTERVAL,
@@ -227,6 +233,15 @@ impl AgentConfig {
             drain_timeout: Self::DEFAULT_DRAIN_TIMEOUT,
             log_format: LogFormat::Text,
         }
+    }
+}
+
+/// `FLEET_NATS_CA_FILE`: the CA a NATS client verifies the server with.
+/// Shared with the operator runtime, which reads the same variable.
+pub fn nats_tls(get: &impl Fn(&str) -> Option<String>) -> ClientTls {
+    match get("FLEET_NATS_CA_FILE") {
+        Some(path) => ClientTls::with_ca_file(path),
+        None => ClientTls::default(),
     }
 }
 
@@ -395,6 +410,19 @@ mod tests {
         assert_eq!(c.http_addr, Some("0.0.0.0:8080".parse().unwrap()));
         assert_eq!(c.log_format, LogFormat::Text);
         assert!(c.labels.is_empty());
+    }
+
+    #[test]
+    fn a_ca_file_makes_tls_required_and_verified() {
+        assert_eq!(config(&[URL]).unwrap().nats_tls, ClientTls::default());
+        let c = config(&[URL, ("FLEET_NATS_CA_FILE", "/etc/fleet/nats-ca/ca.crt")]).unwrap();
+        assert_eq!(
+            c.nats_tls,
+            ClientTls::with_ca_file("/etc/fleet/nats-ca/ca.crt")
+        );
+        // Empty counts as unset, as everywhere else.
+        let c = config(&[URL, ("FLEET_NATS_CA_FILE", "")]).unwrap();
+        assert_eq!(c.nats_tls.ca_file, None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use crate::credentials::CredentialSource;
 use async_nats::{ConnectErrorKind, ConnectOptions, Event};
 use fleet_proto::AgentId;
+use fleet_proto::client::ClientTls;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -37,6 +38,8 @@ pub struct ConnectionSettings {
     pub agent_id: AgentId,
     pub connect_timeout: Duration,
     pub reconnect_max_delay: Duration,
+    /// How the server is verified; with a CA file TLS is required.
+    pub tls: ClientTls,
 }
 
 /// Why one connect attempt failed. The message names the server and the
@@ -133,7 +136,9 @@ pub async fn connect(
         async move { log_event(&agent, &event, &state_tx) }
     });
 
-    options
+    settings
+        .tls
+        .apply(options)
         .connect(settings.url.as_str())
         .await
         .map(|client| (client, state_rx))

@@ -19,6 +19,7 @@ fn settings(url: &str) -> ConnectionSettings {
         agent_id: id("agent-0"),
         connect_timeout: Duration::from_secs(2),
         reconnect_max_delay: Duration::from_millis(300),
+        tls: Default::default(),
     }
 }
 

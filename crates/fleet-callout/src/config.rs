@@ -3,6 +3,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `FLEET_CALLOUT_NATS_URL` | NATS server(s), comma separated | `nats://127.0.0.1:4222` |
+//! | `FLEET_CALLOUT_NATS_CA_FILE` | PEM file of the CA that signs the NATS server certificate; set = TLS required and the server verified against it | unset |
 //! | `FLEET_CALLOUT_NATS_USER` | the callout's user (listed in `auth_callout.auth_users`) | required |
 //! | `FLEET_CALLOUT_NATS_PASSWORD` / `_FILE` | its password (value or file) | required |
 //! | `FLEET_CALLOUT_ISSUER_SEED_FILE` | file holding the issuer account seed (`SA...`); its public key is `auth_callout.issuer` | required |
@@ -62,6 +63,8 @@ pub enum ConfigError {
 /// Everything the binary needs. `Debug` is safe to log.
 pub struct Settings {
     pub nats_url: String,
+    /// How the NATS server is verified (`FLEET_CALLOUT_NATS_CA_FILE`).
+    pub nats_tls: fleet_proto::client::ClientTls,
     pub nats_user: String,
     pub nats_password: Secret,
     pub issuer: KeyPair,
@@ -76,6 +79,7 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("nats_url", &self.nats_url)
+            .field("nats_tls", &self.nats_tls)
             .field("nats_user", &self.nats_user)
             .field("nats_password", &self.nats_password)
             .field("issuer", &self.issuer.public_key())
@@ -186,6 +190,10 @@ impl Settings {
         Ok(Settings {
             nats_url: var("FLEET_CALLOUT_NATS_URL")
                 .unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
+            nats_tls: match var("FLEET_CALLOUT_NATS_CA_FILE") {
+                Some(path) => fleet_proto::client::ClientTls::with_ca_file(path),
+                None => fleet_proto::client::ClientTls::default(),
+            },
             nats_user: required("FLEET_CALLOUT_NATS_USER")?,
             nats_password: secret(
                 "FLEET_CALLOUT_NATS_PASSWORD",

@@ -82,14 +82,17 @@ async fn main() -> ExitCode {
         })
     };
 
-    let client = match async_nats::ConnectOptions::with_user_and_password(
+    let options = async_nats::ConnectOptions::with_user_and_password(
         settings.nats_user.clone(),
         settings.nats_password.expose().to_string(),
-    )
-    .name("fleet-callout")
-    .retry_on_initial_connect()
-    .connect(settings.nats_url.as_str())
-    .await
+    );
+    let client = match settings
+        .nats_tls
+        .apply(options)
+        .name("fleet-callout")
+        .retry_on_initial_connect()
+        .connect(settings.nats_url.as_str())
+        .await
     {
         Ok(c) => c,
         Err(e) => {

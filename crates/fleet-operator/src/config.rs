@@ -5,6 +5,7 @@
 //! | `FLEET_NATS_URL` | required | NATS server URL, e.g. `nats://nats:4222` |
 //! | `FLEET_NATS_USER` | unset = no auth | NATS user of the operator |
 //! | `FLEET_NATS_PASSWORD` | - | its password (exclusive with `_FILE`) |
+//! | `FLEET_NATS_CA_FILE` | unset | PEM file of the CA that signs the NATS server certificate; set = TLS required and verified |
 //! | `FLEET_NATS_PASSWORD_FILE` | - | file holding the password, re-read on every (re)connect |
 //! | `FLEET_NAMESPACE` | `POD_NAMESPACE` | namespace FleetAgents are written to and FleetCommands are read from |
 //! | `FLEET_OWNER_STACK` | unset | FleetStack (same namespace) that owns every FleetAgent (ownerReference) |
@@ -24,14 +25,17 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use fleet_agent::config::{nats_user_auth, parse_duration};
+use fleet_agent::config::{nats_tls, nats_user_auth, parse_duration};
 use fleet_agent::{AuthConfig, LogFormat};
+use fleet_proto::client::ClientTls;
 
 use crate::leader::LeaseConfig;
 
 #[derive(Debug, Clone)]
 pub struct OperatorConfig {
     pub nats_url: String,
+    /// How the NATS server is verified (`FLEET_NATS_CA_FILE`).
+    pub nats_tls: ClientTls,
     /// Debug of `AuthConfig` never prints the password (`Secret` redacts).
     pub auth: AuthConfig,
     pub namespace: String,
@@ -192,6 +196,7 @@ impl OperatorConfig {
 
         Ok(OperatorConfig {
             nats_url,
+            nats_tls: nats_tls(&get),
             auth,
             namespace,
             owner_stack,
@@ -225,6 +230,9 @@ mod tests {
     #[test]
     fn defaults() {
         let c = config(&BASE).unwrap();
+        assert_eq!(c.nats_tls, ClientTls::default());
+        let with_ca = config(&[BASE[0], BASE[1], ("FLEET_NATS_CA_FILE", "/ca/ca.crt")]).unwrap();
+        assert_eq!(with_ca.nats_tls, ClientTls::with_ca_file("/ca/ca.crt"));
         assert_eq!(c.inventory, InventoryConfig::default());
         assert_eq!(c.owner_stack, None);
         assert!(matches!(c.auth, AuthConfig::None));

@@ -78,6 +78,7 @@ async fn main_async(
         agent_id: name,
         connect_timeout: Duration::from_secs(5),
         reconnect_max_delay: Duration::from_secs(5),
+        tls: config.nats_tls.clone(),
     };
     let credentials = credentials_from_config(&config.auth);
     let mut attempt = 0usize;
