@@ -413,3 +413,66 @@ fn two_servers_form_a_cluster_over_verified_tls_routes() {
         "plaintext route answered: {answer:?}"
     );
 }
+
+#[test]
+fn expose_builds_a_node_port_or_load_balancer_service_for_the_client_port() {
+    use fleet_crds::{ExposeSpec, ExposeType};
+    use fleet_scores::nats::objects::{external_service, network_policy};
+    assert!(external_service(&input(1)).is_none());
+    let mut exposed = input(1);
+    exposed.spec.expose = Some(ExposeSpec {
+        type_: ExposeType::NodePort,
+        node_port: Some(30422),
+        advertise: vec!["192.0.2.7".into()],
+        websocket: None,
+    });
+    let svc = external_service(&exposed).expect("Service");
+    assert_eq!(svc.metadata.name.as_deref(), Some("demo-nats-external"));
+    let spec = svc.spec.unwrap();
+    assert_eq!(spec.type_.as_deref(), Some("NodePort"));
+    let ports = spec.ports.unwrap();
+    assert_eq!((ports[0].port, ports[0].node_port), (4222, Some(30422)));
+    assert_eq!(
+        spec.selector.unwrap()[fleet_scores::labels::INSTANCE],
+        "demo"
+    );
+    exposed.spec.expose.as_mut().unwrap().type_ = ExposeType::LoadBalancer;
+    let lb = external_service(&exposed).unwrap().spec.unwrap();
+    assert_eq!(lb.type_.as_deref(), Some("LoadBalancer"));
+    assert_eq!(lb.ports.unwrap()[0].node_port, None);
+    assert_eq!(
+        config::client_advertise(exposed.spec.expose.as_ref()).as_deref(),
+        Some("192.0.2.7:4222")
+    );
+    exposed.spec.expose.as_mut().unwrap().type_ = ExposeType::NodePort;
+    assert_eq!(
+        config::client_advertise(exposed.spec.expose.as_ref()).as_deref(),
+        Some("192.0.2.7:30422")
+    );
+
+    // NetworkPolicy: client port open, routes only from NATS pods,
+    // monitoring only from the given peers.
+    let peer = k8s_openapi::api::networking::v1::NetworkPolicyPeer {
+        namespace_selector: Some(Default::default()),
+        ..Default::default()
+    };
+    let np = network_policy(&input(3), vec![peer.clone()]).spec.unwrap();
+    assert_eq!(
+        np.policy_types.as_deref(),
+        Some(&["Ingress".to_string()][..])
+    );
+    let rules = np.ingress.unwrap();
+    let port_of = |r: &k8s_openapi::api::networking::v1::NetworkPolicyIngressRule| {
+        r.ports.as_ref().unwrap()[0].port.clone()
+    };
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    assert_eq!(port_of(&rules[0]), Some(IntOrString::Int(4222)));
+    assert!(rules[0].from.is_none());
+    assert_eq!(port_of(&rules[1]), Some(IntOrString::Int(6222)));
+    assert_eq!(
+        rules[1].from.as_ref().unwrap()[0].pod_selector,
+        np.pod_selector
+    );
+    assert_eq!(port_of(&rules[2]), Some(IntOrString::Int(8222)));
+    assert_eq!(rules[2].from.as_deref(), Some(&[peer][..]));
+}

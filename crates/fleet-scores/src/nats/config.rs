@@ -4,7 +4,7 @@
 //! `$SYS_PASSWORD` / `$FLEET_PASSWORD`, which nats-server resolves from the
 //! container environment (filled from the write-once Secret).
 
-use fleet_crds::{ExposeSpec, NatsSpec, parse_advertise_address};
+use fleet_crds::{ExposeSpec, ExposeType, NatsSpec, parse_advertise_address};
 
 pub const CLIENT_PORT: u16 = 4222;
 pub const CLUSTER_PORT: u16 = 6222;
@@ -105,10 +105,13 @@ impl TlsFiles {
 /// the address gives none. `None` without an expose or an address.
 pub fn client_advertise(expose: Option<&ExposeSpec>) -> Option<String> {
     let expose = expose?;
-    let default_port = expose
-        .node_port
-        .and_then(|p| u16::try_from(p).ok())
-        .unwrap_or(CLIENT_PORT);
+    // A load balancer listens on the Service port; a NodePort Service on
+    // its node port (when fixed; otherwise the address must give it).
+    let node_port = match expose.type_ {
+        ExposeType::NodePort => expose.node_port.and_then(|p| u16::try_from(p).ok()),
+        ExposeType::LoadBalancer => None,
+    };
+    let default_port = node_port.unwrap_or(CLIENT_PORT);
     expose
         .advertise
         .iter()

@@ -505,3 +505,85 @@ fn statefulset(
         ..Default::default()
     }
 }
+
+/// Name of the Service for clients outside the cluster.
+pub fn external_service_name(stack: &str) -> String {
+    format!("{stack}-nats-external")
+}
+
+/// The Service of `spec.nats.expose` (pure): the client port on a
+/// NodePort or LoadBalancer Service; `None` without `expose`. The Interpret
+/// applies it after the client Service. (The WebSocket port joins it when
+/// nats.conf renders a `websocket {}` block.)
+pub fn external_service(input: &NatsInput) -> Option<Service> {
+    let expose = input.spec.expose.as_ref()?;
+    let type_ = match expose.type_ {
+        fleet_crds::ExposeType::NodePort => "NodePort",
+        fleet_crds::ExposeType::LoadBalancer => "LoadBalancer",
+    };
+    let mut port = pod::service_port("client", CLIENT_PORT);
+    port.node_port = match expose.type_ {
+        fleet_crds::ExposeType::NodePort => expose.node_port,
+        fleet_crds::ExposeType::LoadBalancer => None,
+    };
+    Some(Service {
+        metadata: meta(input, &external_service_name(&input.stack)),
+        spec: Some(ServiceSpec {
+            type_: Some(type_.into()),
+            selector: Some(labels::selector_labels(&input.stack, COMPONENT)),
+            ports: Some(vec![port]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// The NATS pods' NetworkPolicy (pure): default deny for ingress, then
+/// exactly the flows NATS needs: the client port from anywhere (in-cluster
+/// clients, and devices whose NodePort traffic arrives with a node
+/// address), routes only from the other NATS pods, the monitoring port only
+/// from `monitor_peers` (the controller running the smoke probe,
+/// Prometheus).
+pub fn network_policy(
+    input: &NatsInput,
+    monitor_peers: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
+) -> k8s_openapi::api::networking::v1::NetworkPolicy {
+    use k8s_openapi::api::networking::v1::{
+        NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+        NetworkPolicySpec,
+    };
+    let selector = LabelSelector {
+        match_labels: Some(labels::selector_labels(&input.stack, COMPONENT)),
+        ..Default::default()
+    };
+    let port = |p: u16| NetworkPolicyPort {
+        port: Some(IntOrString::Int(i32::from(p))),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    };
+    NetworkPolicy {
+        metadata: meta(input, &format!("{}-nats", input.stack)),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(selector.clone()),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![
+                NetworkPolicyIngressRule {
+                    from: None,
+                    ports: Some(vec![port(CLIENT_PORT)]),
+                },
+                NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(selector),
+                        ..Default::default()
+                    }]),
+                    ports: Some(vec![port(CLUSTER_PORT)]),
+                },
+                NetworkPolicyIngressRule {
+                    from: Some(monitor_peers),
+                    ports: Some(vec![port(MONITOR_PORT)]),
+                },
+            ]),
+            ..Default::default()
+        }),
+    }
+}
