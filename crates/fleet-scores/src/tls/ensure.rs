@@ -48,6 +48,7 @@ fn require_managed(live: &Secret, namespace: &str, name: &str) -> Result<(), Int
 /// never written) or the generated `<stack>-ca` (created once with
 /// `labels`/`owner`, then only read). A CA that fails validation is an
 /// error naming the Secret and key (reason `SecretInvalid`: Stalled).
+#[allow(clippy::too_many_arguments)]
 pub async fn ensure_ca(
     client: &Client,
     namespace: &str,
