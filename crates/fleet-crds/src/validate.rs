@@ -138,6 +138,7 @@ pub fn validate_name(name: &str) -> Result<(), SpecError> {
 
 fn check_nats(nats: &NatsSpec, spec: &FleetStackSpec, errors: &mut Vec<SpecError>) {
     check_range("spec.nats.replicas", nats.replicas, SERVER_REPLICAS, errors);
+    crate::validate_tls::check_nats_tls_and_expose(nats, errors);
     check_image("spec.nats.image", &nats.image, errors);
     if let Some(res) = &nats.resources {
         check_resources("spec.nats.resources", res, errors);

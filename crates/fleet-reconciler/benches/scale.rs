@@ -147,6 +147,7 @@ async fn idle_writes(client: &Client) {
         instance: None,
         leader_election: None,
         concurrency: 16,
+        cert_policy: fleet_scores::tls::CertPolicy::from_env(),
     };
     let m = metrics.clone();
     let handle = tokio::spawn(async move {
@@ -233,6 +234,7 @@ async fn apply_to_ready(client: &Client) {
         instance: None,
         leader_election: None,
         concurrency: 16,
+        cert_policy: fleet_scores::tls::CertPolicy::from_env(),
     };
     let c = client.clone();
     let handle = tokio::spawn(async move {

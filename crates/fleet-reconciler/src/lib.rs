@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod kstatus;
 pub mod metrics;
+pub mod published;
 pub mod reconcile;
 pub mod resolve;
 pub mod status;
@@ -60,6 +61,8 @@ pub struct Config {
     pub leader_election: Option<leader::LeaseConfig>,
     /// How many stacks are reconciled at the same time.
     pub concurrency: u16,
+    /// Lifetimes of the certificates the reconciler issues.
+    pub cert_policy: fleet_scores::tls::CertPolicy,
 }
 
 impl Default for Config {
@@ -72,6 +75,7 @@ impl Default for Config {
             instance: std::env::var("POD_NAME").ok(),
             leader_election: None,
             concurrency: 16,
+            cert_policy: fleet_scores::tls::CertPolicy::from_env(),
         }
     }
 }
@@ -146,6 +150,7 @@ pub async fn run_with_metrics(
         topology,
         metrics,
         backoff: Default::default(),
+        cert_policy: config.cert_policy,
     });
 
     // Children are watched only when they carry our managed-by label.

@@ -31,6 +31,7 @@ use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
+use crate::published;
 use crate::resolve;
 use crate::status::{self, ComponentResult, ComponentState};
 
@@ -41,6 +42,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub backoff: Backoff,
+    /// Lifetimes of the certificates the NATS Score issues.
+    pub cert_policy: fleet_scores::tls::CertPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +108,8 @@ pub async fn reconcile(
             namespace: namespace.clone(),
             name: name.clone(),
         })?;
-    let shared = resolve::Shared::new(&stack, StackRef::new(&stack, owner));
+    let shared = resolve::Shared::new(&stack, StackRef::new(&stack, owner))
+        .with_cert_policy(ctx.cert_policy);
     let plan = resolve::plan(&stack, &shared);
 
     // 2. gate
@@ -150,14 +154,28 @@ pub async fn reconcile(
         AgentsStatus::new(a.replicas, answered)
             .with_connected(run.units(Component::Operator).map(|u| u.ready))
     });
+    let published = run.published();
     let results = results(&ctx, &stack, run)?;
     let deadline =
         Duration::from_secs(u64::try_from(stack.spec.probe.ready_deadline_seconds).unwrap_or(600));
-    let new = status::finished(&current, generation, &results, agents, deadline, &now());
+    let now = now();
+    let mut new = status::finished(&current, generation, &results, agents, deadline, &now);
+    let now_unix = fleet_scores::tls::unix_now();
+    published::publish(
+        &mut new,
+        &stack.spec,
+        published.as_ref(),
+        generation,
+        &now,
+        now_unix,
+    );
     write_status(&ctx, &stack, &current, &new).await?;
 
-    // 5. requeue
-    Ok(requeue(&ctx, &stack, &key, &results))
+    // 5. requeue, at the latest when a certificate is due for renewal
+    let recheck = published
+        .and_then(|p| p.recheck_at)
+        .map(|at| Duration::from_secs(u64::try_from(at - now_unix).unwrap_or(0).max(1)));
+    Ok(requeue(&ctx, &stack, &key, &results, recheck))
 }
 
 /// Schema first, then what the schema cannot express; every error names
@@ -220,8 +238,16 @@ async fn stamp(
     Ok(stamped)
 }
 
-/// The probe interval when Ready; otherwise see [`retry_delay`].
-fn requeue(ctx: &Context, stack: &FleetStack, key: &str, results: &[ComponentResult]) -> Action {
+/// When to look again: the probe interval when Ready, the retry policy
+/// otherwise, and never later than `recheck` (a certificate's renewal).
+fn requeue(
+    ctx: &Context,
+    stack: &FleetStack,
+    key: &str,
+    results: &[ComponentResult],
+    recheck: Option<Duration>,
+) -> Action {
+    let at_most = |d: Duration| Action::requeue(recheck.map_or(d, |r| d.min(r)));
     let ready = results.iter().all(|r| r.state == ComponentState::Ready);
     ctx.metrics.set_ready(
         &stack.namespace().unwrap_or_default(),
@@ -231,7 +257,7 @@ fn requeue(ctx: &Context, stack: &FleetStack, key: &str, results: &[ComponentRes
     if ready {
         ctx.backoff.reset(key);
         let interval = u64::try_from(stack.spec.probe.interval_seconds).unwrap_or(30);
-        return Action::requeue(Duration::from_secs(interval));
+        return at_most(Duration::from_secs(interval));
     }
     if let Some(failed) = results.iter().find(|r| r.state != ComponentState::Ready) {
         ctx.metrics.error(&failed.reason);
@@ -240,7 +266,7 @@ fn requeue(ctx: &Context, stack: &FleetStack, key: &str, results: &[ComponentRes
         Duration::from_secs(u64::try_from(stack.spec.probe.interval_seconds).unwrap_or(30));
     ctx.backoff.next(key);
     let delay = retry_delay(ctx.backoff.failures(key), interval);
-    Action::requeue(delay)
+    at_most(delay)
 }
 
 /// FleetAgents and FleetCommands live in the stack's namespace, so only one

@@ -15,6 +15,7 @@ use fleet_scores::operator::FleetOperatorScore;
 pub use fleet_scores::plan::Unresolved;
 use fleet_scores::plan::{Plan, Step};
 use fleet_scores::pod::EnvSource;
+use fleet_scores::tls::CertPolicy;
 use fleet_scores::zitadel::{self, FleetZitadelScore};
 use fleet_scores::{Component, K8sTopology, Score, StackRef};
 
@@ -30,6 +31,8 @@ pub struct Shared {
     pub issuer: Option<String>,
     /// The agent ids the stack must have (empty without agents).
     pub expected_agents: Vec<String>,
+    /// Lifetimes of the certificates the NATS Score issues.
+    pub cert_policy: CertPolicy,
 }
 
 impl Shared {
@@ -49,7 +52,14 @@ impl Shared {
             managed: spec.identity.as_ref().is_some_and(|i| i.managed.is_some()),
             issuer,
             stack: r,
+            cert_policy: CertPolicy::default(),
         }
+    }
+
+    /// These facts with the controller's certificate lifetimes.
+    pub fn with_cert_policy(mut self, cert_policy: CertPolicy) -> Self {
+        self.cert_policy = cert_policy;
+        self
     }
 }
 
@@ -78,6 +88,7 @@ pub fn nats(stack: &FleetStack, shared: &Shared) -> Option<FleetNatsScore> {
     Some(FleetNatsScore {
         stack: shared.stack.clone(),
         spec: stack.spec.nats.clone()?,
+        cert_policy: shared.cert_policy,
     })
 }
 

@@ -343,6 +343,21 @@ pub fn transitions(old: &FleetStackStatus, new: &FleetStackStatus) -> Vec<EventN
         warned = true;
     }
 
+    // Warning conditions (plaintext NATS, a failing renewal): one Warning
+    // when one turns True or changes its message.
+    for type_ in crate::published::WARNING_CONDITIONS {
+        if let Some((st, reason, msg)) = get(new, type_)
+            && st == CondStatus::True.as_str()
+            && get(old, type_).is_none_or(|o| o.0 != st || o.2 != msg)
+        {
+            out.push(EventNote {
+                warning: true,
+                reason,
+                note: msg,
+            });
+        }
+    }
+
     let (old_ready, new_ready) = (get(old, READY), get(new, READY));
     let (old_rec, new_rec) = (get(old, RECONCILING), get(new, RECONCILING));
     let true_ = CondStatus::True.as_str();

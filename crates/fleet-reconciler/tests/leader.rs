@@ -34,6 +34,7 @@ fn start(
         instance: Some(identity.into()),
         leader_election: Some(lease),
         concurrency: 16,
+        cert_policy: fleet_scores::tls::CertPolicy::from_env(),
     };
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = oneshot::channel::<()>();

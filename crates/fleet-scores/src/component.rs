@@ -166,6 +166,7 @@ fn operator_role_rules() -> Vec<PolicyRule> {
             image: String::new(),
             replicas: 2,
         },
+        nats_tls: true,
     })
 }
 

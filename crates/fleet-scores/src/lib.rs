@@ -44,6 +44,6 @@ pub mod write_once;
 pub mod zitadel;
 
 pub use component::Component;
-pub use score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score, Units};
+pub use score::{Interpret, InterpretError, Outcome, ProbeOutcome, Published, Score, Units};
 pub use stack_ref::StackRef;
 pub use topology::{K8sTopology, KubernetesTopology, ProbeRoute, Topology};

@@ -12,7 +12,7 @@
 
 use crate::component::Component;
 use crate::resources;
-use crate::score::{InterpretError, Outcome, Score, Units};
+use crate::score::{InterpretError, Outcome, Published, Score, Units};
 use crate::topology::KubernetesTopology;
 
 /// A component that is in the spec but cannot be deployed as written, and
@@ -131,6 +131,27 @@ pub struct Run {
 }
 
 impl Run {
+    /// What the components that ran to the end published, merged in
+    /// dependency order; `None` when none did.
+    pub fn published(&self) -> Option<Published> {
+        let mut merged: Option<Published> = None;
+        for (_, report) in &self.reports {
+            if let StepReport::Ran(Ok(Outcome {
+                published: Some(p), ..
+            })) = report
+            {
+                let m = merged.get_or_insert_with(Published::default);
+                m.endpoints.extend(p.endpoints.iter().cloned());
+                m.certificates.extend(p.certificates.iter().cloned());
+                m.recheck_at = match (m.recheck_at, p.recheck_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        merged
+    }
+
     /// The units a component reported, if it ran.
     pub fn units(&self, component: Component) -> Option<Units> {
         self.reports.iter().find_map(|(c, r)| match r {

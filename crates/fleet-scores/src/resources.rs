@@ -59,6 +59,7 @@ impl Applied {
             deleted: self.deleted,
             probe: after_rollout(probe, self.rolling_out),
             units,
+            published: None,
         }
     }
 }

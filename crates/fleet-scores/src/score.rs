@@ -52,6 +52,20 @@ pub struct Outcome {
     pub probe: ProbeOutcome,
     /// For components made of many units.
     pub units: Option<Units>,
+    /// What the component publishes in the stack's status besides its
+    /// condition (`None`: nothing, or nothing new: status keeps what it had).
+    pub published: Option<Published>,
+}
+
+/// Endpoints and certificates a component reports for `status.endpoints`
+/// and `status.certificates`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Published {
+    pub endpoints: Vec<fleet_crds::Endpoint>,
+    pub certificates: Vec<fleet_crds::CertificateStatus>,
+    /// Unix time by which the stack must be reconciled again (a
+    /// certificate's renewal time), however long the probe interval.
+    pub recheck_at: Option<i64>,
 }
 
 impl Outcome {
@@ -64,7 +78,14 @@ impl Outcome {
             deleted: Vec::new(),
             probe,
             units,
+            published: None,
         }
+    }
+
+    /// This outcome with `published`.
+    pub fn publishing(mut self, published: Published) -> Self {
+        self.published = Some(published);
+        self
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use fleet_crds::FleetStack;
+use fleet_crds::{FleetStack, TlsMode};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 
@@ -19,6 +19,10 @@ pub struct StackRef {
     pub owner: OwnerReference,
     /// Deadline of one smoke probe (`spec.probe.timeoutSeconds`).
     pub probe_timeout: Duration,
+    /// Whether the stack's NATS speaks TLS (`spec.nats.tls.mode`): every
+    /// workload and probe that connects to NATS dials `tls://` and verifies
+    /// the server against the stack's CA ([`crate::nats::access`]).
+    pub nats_tls: bool,
 }
 
 impl StackRef {
@@ -30,6 +34,10 @@ impl StackRef {
             probe_timeout: Duration::from_secs(
                 u64::try_from(stack.spec.probe.timeout_seconds).unwrap_or(5),
             ),
+            nats_tls: stack.spec.nats.as_ref().is_some_and(|n| match n.tls.mode {
+                TlsMode::Enabled => true,
+                TlsMode::Disabled => false,
+            }),
         }
     }
 }

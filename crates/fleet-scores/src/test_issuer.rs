@@ -176,6 +176,7 @@ impl<T: KubernetesTopology> Interpret<T> for TestIssuerScore {
             deleted: Vec::new(),
             probe,
             units: None,
+            published: None,
         })
     }
 }

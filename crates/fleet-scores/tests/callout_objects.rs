@@ -30,6 +30,7 @@ fn input(replicas: i32, introspection: bool) -> CalloutInput {
             identity_claim: Some("client_id".into()),
             introspection_secret: introspection.then(|| "callout-client".into()),
         },
+        nats_tls: true,
     }
 }
 
@@ -51,7 +52,12 @@ fn deployment_runs_the_callout_with_its_configuration() {
     assert_eq!(c.image.as_deref(), Some("fleetstack/fleet-callout:0.1.0"));
     assert_eq!(
         value(c, "FLEET_CALLOUT_NATS_URL"),
-        "nats://demo-nats.fleet.svc.cluster.local:4222"
+        "tls://demo-nats.fleet.svc.cluster.local:4222"
+    );
+    // TLS: the stack CA (public, from a ConfigMap) verifies the server.
+    assert_eq!(
+        value(c, "FLEET_CALLOUT_NATS_CA_FILE"),
+        "/etc/fleet/nats-ca/ca.crt"
     );
     assert_eq!(value(c, "FLEET_CALLOUT_NATS_USER"), nats::config::AUTH_USER);
     assert_eq!(value(c, "FLEET_CALLOUT_TARGET_ACCOUNT"), "FLEET");

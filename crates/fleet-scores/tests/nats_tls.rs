@@ -50,25 +50,33 @@ fn write_cert_files(dir: &Path) -> CertificateAuthority {
     let now = tls::unix_now();
     let ca =
         CertificateAuthority::generate("demo", "fleet", "demo-ca", NOW_LIFETIME, now).expect("CA");
+    write_server_cert(dir, &ca, NOW_LIFETIME);
+    ca
+}
+
+/// A server certificate from `ca` living `lifetime`, written into `dir`
+/// (as a renewal would); returns its `notAfter`.
+fn write_server_cert(dir: &Path, ca: &CertificateAuthority, lifetime: Duration) -> i64 {
+    let now = tls::unix_now();
     let id = ServerIdentity::new()
         .with_service("demo-nats", "fleet")
         .with_headless_pods("demo-nats-headless", "fleet")
         .with_name("localhost");
-    let cert = tls::issue_server_cert(&ca, &id, NOW_LIFETIME, now, ("fleet", "demo-nats-tls"))
-        .expect("cert");
+    let cert =
+        tls::issue_server_cert(ca, &id, lifetime, now, ("fleet", "demo-nats-tls")).expect("cert");
     let secret = tls::secret::server_cert_secret(
         "fleet",
         "demo-nats-tls",
         &Default::default(),
         &common::owner(),
         &cert,
-        &ca,
+        ca,
     );
     std::fs::create_dir_all(dir).unwrap();
     for (k, v) in secret.data.unwrap() {
         std::fs::write(dir.join(k), v.0).unwrap();
     }
-    ca
+    cert.validity.not_after
 }
 
 fn free_port() -> u16 {
@@ -285,6 +293,7 @@ async fn a_tls_server_accepts_verified_clients_only() {
     let routes = |ca: &Path| ProbeRoutes {
         monitor_host: Some("127.0.0.1".into()),
         tls: ClientTls::with_ca_file(ca.join("ca.crt")),
+        certificate: None,
     };
     // The smoke probe: TLS verified against the stack CA, host name
     // `localhost` in the certificate, pub/sub round trip.
@@ -441,12 +450,12 @@ fn expose_builds_a_node_port_or_load_balancer_service_for_the_client_port() {
     assert_eq!(lb.type_.as_deref(), Some("LoadBalancer"));
     assert_eq!(lb.ports.unwrap()[0].node_port, None);
     assert_eq!(
-        config::client_advertise(exposed.spec.expose.as_ref()).as_deref(),
+        config::client_advertise(exposed.spec.expose.as_ref(), None).as_deref(),
         Some("192.0.2.7:4222")
     );
     exposed.spec.expose.as_mut().unwrap().type_ = ExposeType::NodePort;
     assert_eq!(
-        config::client_advertise(exposed.spec.expose.as_ref()).as_deref(),
+        config::client_advertise(exposed.spec.expose.as_ref(), None).as_deref(),
         Some("192.0.2.7:30422")
     );
 
@@ -475,4 +484,109 @@ fn expose_builds_a_node_port_or_load_balancer_service_for_the_client_port() {
     );
     assert_eq!(port_of(&rules[2]), Some(IntOrString::Int(8222)));
     assert_eq!(rules[2].from.as_deref(), Some(&[peer][..]));
+}
+
+/// Renewal without a restart: the certificate files change under a
+/// running server (as the kubelet swaps a Secret volume); the probe, told
+/// which certificate the Secret holds, finds the server serving the old
+/// one, sends it a config reload and reports RollingOut; the next probe
+/// passes, the new certificate is served, and a client connected before
+/// the reload never lost its connection or subscription.
+#[tokio::test]
+async fn a_renewed_certificate_is_served_after_a_reload_without_dropping_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls_dir = dir.path().join("tls");
+    let now = tls::unix_now();
+    let ca =
+        CertificateAuthority::generate("demo", "fleet", "demo-ca", NOW_LIFETIME * 10, now).unwrap();
+    let first = write_server_cert(&tls_dir, &ca, NOW_LIFETIME);
+    let ports = (free_port(), free_port(), free_port());
+    let o = build_with_tls(&input(1), Some(&tls_input()));
+    let path = dir.path().join("nats.conf");
+    std::fs::write(&path, localize(&o.config, dir.path(), &tls_dir, ports)).unwrap();
+    let _server = Kill(vec![
+        nats_server(&path, "demo-nats-0", &[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server"),
+    ]);
+    wait_listening(ports.0);
+    let deadline = Duration::from_secs(5);
+    let target = probe_target(ports.0, ports.2, "localhost");
+    let routes = |not_after| ProbeRoutes {
+        monitor_host: Some("127.0.0.1".into()),
+        tls: ClientTls::with_ca_file(tls_dir.join("ca.crt")),
+        certificate: Some(nats::ExpectedCert {
+            not_after,
+            servers: 1,
+        }),
+    };
+    let outcome = smoke_probe_with(&target, &routes(first), deadline).await;
+    assert!(
+        matches!(outcome, ProbeOutcome::Passed { .. }),
+        "{outcome:?}"
+    );
+
+    // A client that stays connected across the renewal.
+    let url = format!("tls://localhost:{}", ports.0);
+    let before = ClientTls::with_ca_file(tls_dir.join("ca.crt"))
+        .apply(async_nats::ConnectOptions::with_user_and_password(
+            "fleet".into(),
+            "f1eet".into(),
+        ))
+        .connect(&url)
+        .await
+        .expect("connect before the renewal");
+    let mut sub = before.subscribe("renewal.check").await.unwrap();
+    before.flush().await.unwrap();
+
+    // Renewal: another certificate (one more minute of life, so another
+    // notAfter) lands in the files.
+    let second = write_server_cert(&tls_dir, &ca, NOW_LIFETIME + Duration::from_secs(60));
+    assert_ne!(first, second);
+    let outcome = smoke_probe_with(&target, &routes(second), deadline).await;
+    match &outcome {
+        ProbeOutcome::Failed {
+            reason, message, ..
+        } => {
+            assert_eq!(*reason, fleet_scores::rollout::ROLLING_OUT, "{outcome:?}");
+            assert!(message.contains("0/1 servers"), "{message}");
+        }
+        ProbeOutcome::Passed { .. } => panic!("the old certificate was still served: {outcome:?}"),
+    }
+    let outcome = smoke_probe_with(&target, &routes(second), deadline).await;
+    assert!(
+        matches!(outcome, ProbeOutcome::Passed { .. }),
+        "{outcome:?}"
+    );
+    // The old one is not accepted as current any more.
+    let outcome = smoke_probe_with(&target, &routes(first), deadline).await;
+    assert!(
+        matches!(outcome, ProbeOutcome::Failed { .. }),
+        "{outcome:?}"
+    );
+
+    // The client from before is still connected and subscribed.
+    assert_eq!(
+        before.connection_state(),
+        async_nats::connection::State::Connected
+    );
+    before
+        .publish("renewal.check", "after".into())
+        .await
+        .unwrap();
+    before.flush().await.unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(2), futures::StreamExt::next(&mut sub))
+        .await
+        .expect("message after the reload")
+        .expect("subscription open");
+    assert_eq!(msg.payload.as_ref(), b"after");
+    assert_eq!(
+        before
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }

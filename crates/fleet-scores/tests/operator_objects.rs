@@ -26,6 +26,7 @@ fn input(replicas: i32) -> OperatorInput {
             image: "fleetstack/fleet-operator:0.1.0".into(),
             replicas,
         },
+        nats_tls: true,
     }
 }
 
@@ -138,8 +139,10 @@ fn deployment_runs_the_operator_with_its_configuration() {
     assert_eq!(c.image.as_deref(), Some("fleetstack/fleet-operator:0.1.0"));
     assert_eq!(
         value(c, "FLEET_NATS_URL"),
-        "nats://demo-nats.fleet.svc.cluster.local:4222"
+        "tls://demo-nats.fleet.svc.cluster.local:4222"
     );
+    // TLS: the stack CA (public, from a ConfigMap) verifies the server.
+    assert_eq!(value(c, "FLEET_NATS_CA_FILE"), "/etc/fleet/nats-ca/ca.crt");
     assert_eq!(value(c, "FLEET_NATS_USER"), nats::config::FLEET_USER);
     assert_eq!(value(c, "FLEET_OWNER_STACK"), "demo");
     assert_eq!(value(c, "FLEET_HTTP_ADDR"), "0.0.0.0:8080");
@@ -168,6 +171,7 @@ fn deployment_runs_the_operator_with_its_configuration() {
             "FLEET_NATS_URL",
             "FLEET_NATS_USER",
             "FLEET_NATS_PASSWORD_FILE",
+            "FLEET_NATS_CA_FILE",
             "FLEET_NAMESPACE",
             "FLEET_OWNER_STACK",
             "POD_NAME",
@@ -196,11 +200,13 @@ fn password_is_a_file_from_the_secret_with_only_that_key() {
     let c = container(&o);
     let file = value(c, "FLEET_NATS_PASSWORD_FILE");
     let mounts = c.volume_mounts.as_ref().unwrap();
-    assert_eq!(mounts.len(), 1);
+    // The password, and the stack CA (public: a ConfigMap).
+    assert_eq!(mounts.len(), 2);
     let mount = &mounts[0];
     assert_eq!(mount.read_only, Some(true));
     let volumes = pod(&o).volumes.as_ref().unwrap();
-    assert_eq!(volumes.len(), 1);
+    assert_eq!(volumes.len(), 2);
+    assert!(volumes[1].config_map.is_some() && volumes[1].secret.is_none());
     let volume = &volumes[0];
     assert_eq!(volume.name, mount.name);
     let secret = volume.secret.as_ref().unwrap();

@@ -121,6 +121,7 @@ impl TestEnv {
                 instance: Some(format!("test-{ns}")),
                 leader_election: None,
                 concurrency: 16,
+                cert_policy: fleet_scores::tls::CertPolicy::from_env(),
             };
             let (tx, rx) = oneshot::channel::<()>();
             let m = metrics.clone();

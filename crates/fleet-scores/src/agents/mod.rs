@@ -29,7 +29,7 @@ use crate::secret::{key_names, read_key};
 use crate::stack_ref::StackRef;
 use crate::topology::KubernetesTopology;
 pub use objects::{AgentAuth, AgentNames, AgentObjects, AgentsInput, COMPONENT, build};
-pub use probe::{AgentsProbeTarget, smoke_probe};
+pub use probe::{AgentsProbeTarget, smoke_probe, smoke_probe_with_tls};
 
 /// The agents of one FleetStack.
 #[derive(Debug, Clone)]
@@ -70,13 +70,9 @@ impl FleetAgentScore {
             owner: self.stack.owner.clone(),
             spec: self.spec.clone(),
             // Agents run in pods: the Service's cluster DNS name.
-            nats_url: format!(
-                "nats://{}.{}.svc.cluster.local:{}",
-                nats.client_service,
-                self.stack.namespace,
-                nats::config::CLIENT_PORT
-            ),
+            nats_url: nats::access::in_cluster_url(&self.stack),
             auth,
+            nats_tls: self.stack.nats_tls,
         }
     }
 
@@ -135,12 +131,22 @@ impl<T: KubernetesTopology> Interpret<T> for AgentsInterpret<'_> {
         ) {
             (Ok(host), Some(password)) => {
                 let target = AgentsProbeTarget {
-                    nats_url: format!("nats://{host}:{}", nats::config::CLIENT_PORT),
+                    nats_url: nats::access::url(&host, s.stack.nats_tls),
                     user: probe_user.into(),
                     password,
                     expected,
                 };
-                smoke_probe(&target, s.stack.probe_timeout).await
+                match nats::access::probe_tls(client, &s.stack).await {
+                    Ok(tls) => smoke_probe_with_tls(&target, &tls, s.stack.probe_timeout).await,
+                    Err(e) => (
+                        ProbeOutcome::Failed {
+                            reason: "CaMissing",
+                            message: format!("agents: {e}"),
+                            latency: Duration::ZERO,
+                        },
+                        0,
+                    ),
+                }
             }
             (Err(e), _) => (
                 ProbeOutcome::Failed {

@@ -46,6 +46,9 @@ pub struct AgentsInput {
     /// NATS URL as seen from inside the cluster.
     pub nats_url: String,
     pub auth: AgentAuth,
+    /// The stack's NATS speaks TLS: the CA is mounted and
+    /// `FLEET_NATS_CA_FILE` points at it ([`crate::nats::access`]).
+    pub nats_tls: bool,
 }
 
 /// How agent pods log in to NATS.
@@ -211,6 +214,22 @@ pub fn build(input: &AgentsInput) -> AgentObjects {
         ..Default::default()
     };
 
+    let mut pod_spec = PodSpec {
+        service_account_name: Some(names.service_account.clone()),
+        automount_service_account_token: Some(false),
+        // The agent drains within FLEET_DRAIN_TIMEOUT (10 s).
+        termination_grace_period_seconds: Some(15),
+        security_context: Some(pod::restricted_pod_security()),
+        containers: vec![container],
+        volumes: Some(vec![volume]),
+        ..Default::default()
+    };
+    crate::nats::access::mount_ca(
+        &mut pod_spec,
+        &input.stack,
+        input.nats_tls,
+        "FLEET_NATS_CA_FILE",
+    );
     let statefulset = StatefulSet {
         metadata: meta(input, &names.statefulset),
         spec: Some(StatefulSetSpec {
@@ -227,16 +246,7 @@ pub fn build(input: &AgentsInput) -> AgentObjects {
                     labels: Some(pod_labels),
                     ..Default::default()
                 }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(names.service_account.clone()),
-                    automount_service_account_token: Some(false),
-                    // The agent drains within FLEET_DRAIN_TIMEOUT (10 s).
-                    termination_grace_period_seconds: Some(15),
-                    security_context: Some(pod::restricted_pod_security()),
-                    containers: vec![container],
-                    volumes: Some(vec![volume]),
-                    ..Default::default()
-                }),
+                spec: Some(pod_spec),
             },
             ..Default::default()
         }),
@@ -297,7 +307,28 @@ mod tests {
                 secret: "demo-nats-credentials".into(),
                 key: "fleet-password".into(),
             },
+            nats_tls: false,
         }
+    }
+
+    #[test]
+    fn with_tls_the_agents_mount_the_ca_and_not_a_secret_with_a_key() {
+        let mut i = input(2);
+        i.nats_tls = true;
+        let pod = build(&i).statefulset.spec.unwrap().template.spec.unwrap();
+        let env = pod.containers[0].env.clone().unwrap();
+        let ca = env.iter().find(|e| e.name == "FLEET_NATS_CA_FILE").unwrap();
+        assert_eq!(ca.value.as_deref(), Some("/etc/fleet/nats-ca/ca.crt"));
+        let volumes = pod.volumes.unwrap();
+        let ca_volume = volumes.iter().find(|v| v.name == "nats-ca").unwrap();
+        assert_eq!(ca_volume.config_map.as_ref().unwrap().name, "demo-nats-ca");
+        // The only Secret the pod mounts is its NATS password.
+        let secrets: Vec<_> = volumes.iter().filter_map(|v| v.secret.as_ref()).collect();
+        assert_eq!(secrets.len(), 1);
+        assert_eq!(
+            secrets[0].secret_name.as_deref(),
+            Some("demo-nats-credentials")
+        );
     }
 
     #[test]

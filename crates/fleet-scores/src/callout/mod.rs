@@ -41,6 +41,7 @@ impl FleetCalloutScore {
             owner: self.stack.owner.clone(),
             spec: self.spec.clone(),
             oidc: self.oidc.clone(),
+            nats_tls: self.stack.nats_tls,
         }
     }
 }

@@ -64,6 +64,9 @@ pub struct CalloutInput {
     pub owner: OwnerReference,
     pub spec: CalloutSpec,
     pub oidc: CalloutOidc,
+    /// The stack's NATS speaks TLS: the CA is mounted and
+    /// `FLEET_CALLOUT_NATS_CA_FILE` points at it.
+    pub nats_tls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +125,17 @@ fn meta(input: &CalloutInput, name: &str) -> ObjectMeta {
     labels::object_meta(stack, COMPONENT, namespace, owner, name)
 }
 
+/// `pod` with the stack's NATS CA mounted when NATS speaks TLS.
+fn callout_pod(input: &CalloutInput, mut pod: PodSpec) -> PodSpec {
+    nats::access::mount_ca(
+        &mut pod,
+        &input.stack,
+        input.nats_tls,
+        "FLEET_CALLOUT_NATS_CA_FILE",
+    );
+    pod
+}
+
 /// The callout container's environment (see crates/fleet-callout/src/config.rs).
 fn env(input: &CalloutInput) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
     let nats = NatsNames::new(&input.stack);
@@ -129,11 +143,12 @@ fn env(input: &CalloutInput) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
     let mut env = vec![
         pod::env(
             "FLEET_CALLOUT_NATS_URL",
-            format!(
-                "nats://{}.{}.svc.cluster.local:{}",
-                nats.client_service,
-                input.namespace,
-                nats::config::CLIENT_PORT
+            nats::access::url(
+                &format!(
+                    "{}.{}.svc.cluster.local",
+                    nats.client_service, input.namespace
+                ),
+                input.nats_tls,
             ),
         ),
         pod::env("FLEET_CALLOUT_NATS_USER", nats::config::AUTH_USER),
@@ -222,26 +237,29 @@ pub fn build(input: &CalloutInput) -> CalloutObjects {
             COMPONENT,
             input.spec.replicas,
             &names.service_account,
-            PodSpec {
-                automount_service_account_token: Some(false),
-                // SIGTERM: stop taking requests, finish those in flight
-                // (each bounded by the 1 s budget).
-                termination_grace_period_seconds: Some(15),
-                containers: vec![container],
-                volumes: Some(vec![Volume {
-                    name: "keys".into(),
-                    secret: Some(SecretVolumeSource {
-                        secret_name: Some(NatsNames::new(&input.stack).credentials_secret),
-                        // Only the callout's keys, not the other users'
-                        // passwords of the same Secret.
-                        items: Some(CREDENTIAL_KEYS.iter().map(|k| key(k)).collect()),
-                        default_mode: Some(0o440),
+            callout_pod(
+                input,
+                PodSpec {
+                    automount_service_account_token: Some(false),
+                    // SIGTERM: stop taking requests, finish those in flight
+                    // (each bounded by the 1 s budget).
+                    termination_grace_period_seconds: Some(15),
+                    containers: vec![container],
+                    volumes: Some(vec![Volume {
+                        name: "keys".into(),
+                        secret: Some(SecretVolumeSource {
+                            secret_name: Some(NatsNames::new(&input.stack).credentials_secret),
+                            // Only the callout's keys, not the other users'
+                            // passwords of the same Secret.
+                            items: Some(CREDENTIAL_KEYS.iter().map(|k| key(k)).collect()),
+                            default_mode: Some(0o440),
+                            ..Default::default()
+                        }),
                         ..Default::default()
-                    }),
+                    }]),
                     ..Default::default()
-                }]),
-                ..Default::default()
-            },
+                },
+            ),
         )),
         ..Default::default()
     };

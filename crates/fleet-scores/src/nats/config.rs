@@ -100,23 +100,39 @@ impl TlsFiles {
     }
 }
 
-/// The `client_advertise` value for `spec.nats.expose`: its first
-/// advertised address, with the fixed node port (or the client port) when
-/// the address gives none. `None` without an expose or an address.
-pub fn client_advertise(expose: Option<&ExposeSpec>) -> Option<String> {
-    let expose = expose?;
-    // A load balancer listens on the Service port; a NodePort Service on
-    // its node port (when fixed; otherwise the address must give it).
-    let node_port = match expose.type_ {
-        ExposeType::NodePort => expose.node_port.and_then(|p| u16::try_from(p).ok()),
-        ExposeType::LoadBalancer => None,
+/// The port devices dial on an advertised address that gives none: the
+/// node port with type `NodePort` (`allocated`: the one Kubernetes
+/// assigned, read back from the Service; else the fixed `nodePort`), the
+/// client port with a load balancer (it listens on the Service port).
+pub fn exposed_port(expose: &ExposeSpec, allocated: Option<u16>) -> u16 {
+    match expose.type_ {
+        ExposeType::NodePort => allocated
+            .or_else(|| expose.node_port.and_then(|p| u16::try_from(p).ok()))
+            .unwrap_or(CLIENT_PORT),
+        ExposeType::LoadBalancer => CLIENT_PORT,
+    }
+}
+
+/// Every advertised address of `spec.nats.expose` as `host:port`, in the
+/// order given (invalid entries, which validation refuses, are skipped).
+pub fn advertised(expose: Option<&ExposeSpec>, allocated: Option<u16>) -> Vec<String> {
+    let Some(expose) = expose else {
+        return Vec::new();
     };
-    let default_port = node_port.unwrap_or(CLIENT_PORT);
+    let port = exposed_port(expose, allocated);
     expose
         .advertise
         .iter()
-        .find_map(|a| parse_advertise_address(a).ok())
-        .map(|a| a.host_port(default_port))
+        .filter_map(|a| parse_advertise_address(a).ok())
+        .map(|a| a.host_port(port))
+        .collect()
+}
+
+/// The `client_advertise` value for `spec.nats.expose`: its first
+/// advertised address ([`advertised`]). `None` without an expose or an
+/// address.
+pub fn client_advertise(expose: Option<&ExposeSpec>, allocated: Option<u16>) -> Option<String> {
+    advertised(expose, allocated).into_iter().next()
 }
 
 /// Everything the config depends on besides the spec.

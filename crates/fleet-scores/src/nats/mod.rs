@@ -6,24 +6,38 @@
 //! NATS objects no longer desired (e.g. the PDB when replicas drops to 1)
 //! -> smoke probe.
 
+pub mod access;
 pub mod config;
 pub mod objects;
 pub mod probe;
+pub mod reload;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fleet_crds::{NatsAuthMode, NatsSpec};
+use std::net::IpAddr;
 
+use fleet_crds::{
+    AdvertiseAddress, CertificateStatus, Endpoint, NatsAuthMode, NatsSpec, parse_advertise_address,
+};
+use fleet_proto::client::ClientTls;
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
+
+use crate::apply::DesiredObject;
 use crate::component::Component;
+use crate::labels;
 use crate::resources::Resources;
-use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
+use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Published, Score};
 use crate::secret::{self, Sensitive};
 use crate::stack_ref::StackRef;
+use crate::tls::{self, CertPolicy, ServerIdentity, Validity};
 use crate::topology::KubernetesTopology;
 use crate::write_once;
-pub use objects::{COMPONENT, NatsInput, NatsNames, NatsObjects, build};
-pub use probe::{ProbeTarget, smoke_probe};
+pub use objects::{
+    COMPONENT, NatsInput, NatsNames, NatsObjects, NatsTlsInput, build, build_with_tls,
+};
+pub use probe::{ExpectedCert, ProbeRoutes, ProbeTarget, smoke_probe, smoke_probe_with};
 
 /// Keys of the write-once credentials Secret.
 pub const SYS_PASSWORD_KEY: &str = "sys-password";
@@ -100,6 +114,8 @@ pub fn callout_auth(
 pub struct FleetNatsScore {
     pub stack: StackRef,
     pub spec: NatsSpec,
+    /// Lifetimes of the CA and server certificate it issues.
+    pub cert_policy: CertPolicy,
 }
 
 impl FleetNatsScore {
@@ -146,17 +162,180 @@ struct NatsInterpret<'a> {
     score: &'a FleetNatsScore,
 }
 
+/// What the TLS step settled: how the servers are configured, and what
+/// the stack's status publishes.
+struct TlsState {
+    input: NatsTlsInput,
+    ca_pem: String,
+    validity: Validity,
+}
+
+/// The live addresses of the applied Services that a certificate and
+/// `client_advertise` depend on.
+struct LiveServices {
+    client_cluster_ip: Option<IpAddr>,
+    external_node_port: Option<u16>,
+}
+
+impl NatsInterpret<'_> {
+    async fn live_services(&self, client: &kube::Client) -> Result<LiveServices, InterpretError> {
+        let s = self.score;
+        let names = NatsNames::new(&s.stack.name);
+        let api: Api<Service> = Api::namespaced(client.clone(), &s.stack.namespace);
+        let get = |name: String| {
+            let api = api.clone();
+            let namespace = s.stack.namespace.clone();
+            async move {
+                api.get_opt(&name).await.map_err(|e| InterpretError::Api {
+                    verb: "get",
+                    kind: "Service".into(),
+                    namespace,
+                    name,
+                    source: Box::new(e),
+                })
+            }
+        };
+        let client_svc = get(names.client_service.clone()).await?;
+        let external = match &s.spec.expose {
+            Some(_) => get(objects::external_service_name(&s.stack.name)).await?,
+            None => None,
+        };
+        Ok(LiveServices {
+            client_cluster_ip: client_svc
+                .and_then(|svc| svc.spec)
+                .and_then(|spec| spec.cluster_ip)
+                .and_then(|ip| ip.parse().ok()),
+            external_node_port: external
+                .and_then(|svc| svc.spec)
+                .and_then(|spec| spec.ports)
+                .and_then(|ports| ports.into_iter().find_map(|p| p.node_port))
+                .and_then(|p| u16::try_from(p).ok()),
+        })
+    }
+
+    /// CA, the CA ConfigMap the stack's pods mount, and the server
+    /// certificate for every name and address clients dial.
+    async fn ensure_tls(
+        &self,
+        client: &kube::Client,
+        resources: &mut Resources<'_>,
+        live: &LiveServices,
+    ) -> Result<TlsState, InterpretError> {
+        let s = self.score;
+        let (namespace, stack) = (&s.stack.namespace, &s.stack.name);
+        let names = NatsNames::new(stack);
+        let now = tls::unix_now();
+        let (ca, _origin, ca_write) = tls::ensure::ensure_ca(
+            client,
+            namespace,
+            stack,
+            &s.spec.tls,
+            &labels::component_labels(stack, tls::secret::CA_COMPONENT),
+            &s.stack.owner,
+            &s.cert_policy,
+            now,
+        )
+        .await?;
+        if ca_write == write_once::SecretWrite::Created {
+            resources.wrote("Secret", &tls::ca_secret_name(stack));
+        }
+        let ca_pem = ca.cert_pem().to_string();
+        resources
+            .apply(&[DesiredObject::new(&access::ca_config_map(
+                &s.stack, &ca_pem,
+            ))?])
+            .await?;
+
+        let advertised: Vec<AdvertiseAddress> = s
+            .spec
+            .expose
+            .iter()
+            .flat_map(|e| e.advertise.iter())
+            .filter_map(|a| parse_advertise_address(a).ok())
+            .collect();
+        let mut identity = ServerIdentity::new()
+            .with_service(&names.client_service, namespace)
+            .with_headless_pods(&names.headless_service, namespace)
+            .with_advertised(&advertised);
+        if s.spec.expose.is_some() {
+            identity = identity.with_service(&objects::external_service_name(stack), namespace);
+        }
+        // Probes from outside the pod network dial the cluster IP.
+        if let Some(ip) = live.client_cluster_ip {
+            identity = identity.with_name(&ip.to_string());
+        }
+        let secret = tls::nats_cert_secret_name(stack);
+        resources.keep("Secret", &secret);
+        let cert = tls::ensure::ensure_server_cert(
+            client,
+            namespace,
+            &secret,
+            &labels::component_labels(stack, COMPONENT),
+            &s.stack.owner,
+            &ca,
+            &identity,
+            &s.cert_policy,
+            now,
+        )
+        .await?;
+        if cert.written {
+            resources.wrote("Secret", &secret);
+        }
+        Ok(TlsState {
+            input: NatsTlsInput {
+                secret,
+                client_advertise: config::client_advertise(
+                    s.spec.expose.as_ref(),
+                    live.external_node_port,
+                ),
+            },
+            ca_pem,
+            validity: cert.validity,
+        })
+    }
+
+    /// `status.endpoints` and `status.certificates`.
+    fn published(&self, tls: Option<&TlsState>, live: &LiveServices) -> Published {
+        let s = self.score;
+        let scheme = access::scheme(tls.is_some());
+        let endpoints = config::advertised(s.spec.expose.as_ref(), live.external_node_port)
+            .into_iter()
+            .map(|host_port| Endpoint {
+                name: "nats".into(),
+                url: format!("{scheme}://{host_port}"),
+                ca_cert: tls.map(|t| t.ca_pem.clone()),
+            })
+            .collect();
+        let certificates = tls
+            .map(|t| CertificateStatus {
+                secret: t.input.secret.clone(),
+                not_after: tls::rfc3339(t.validity.not_after),
+                renew_after: tls::rfc3339(t.validity.renew_at()),
+            })
+            .into_iter()
+            .collect();
+        Published {
+            endpoints,
+            certificates,
+            recheck_at: tls.map(|t| t.validity.renew_at()),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl<T: KubernetesTopology> Interpret<T> for NatsInterpret<'_> {
     async fn execute(&self, topology: &T) -> Result<Outcome, InterpretError> {
         let s = self.score;
+        let client = topology.client();
         let names = NatsNames::new(&s.stack.name);
         let mut input = s.input(topology.serves_pdb_v1());
-        let ordered = build(&input).ordered()?;
         let mut resources = Resources::new(topology, &s.stack, Component::Nats);
-        // The ServiceAccount first; the credentials are persisted before
-        // use: the StatefulSet referencing them comes later.
-        resources.apply(&ordered[..1]).await?;
+        // 1. The ServiceAccount; 2. the credentials, persisted before use
+        // (the StatefulSet referencing them comes last).
+        let plain = build(&input);
+        resources
+            .apply(&[DesiredObject::new(&plain.service_account)?])
+            .await?;
         let creds = resources
             .write_once(
                 &names.credentials_secret,
@@ -179,40 +358,98 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret<'_> {
             &creds,
             &objects::credential_keys(&s.spec, s.callout_mode()),
         );
-        let ordered = build(&input).with_credentials_hash(Some(&hash)).ordered()?;
-        resources.apply(&ordered[1..]).await?;
+        // 3. The Services, whose addresses the certificate names; 4. CA
+        // and certificate (docs/adr/0060); 5. config, PDB, StatefulSet.
+        let preliminary_tls = s.stack.nats_tls.then(|| NatsTlsInput {
+            secret: tls::nats_cert_secret_name(&s.stack.name),
+            client_advertise: None,
+        });
+        resources
+            .apply(&build_with_tls(&input, preliminary_tls.as_ref()).services()?)
+            .await?;
+        let live = self.live_services(client).await?;
+        let tls = match s.stack.nats_tls {
+            true => Some(self.ensure_tls(client, &mut resources, &live).await?),
+            false => None,
+        };
+        let objects = build_with_tls(&input, tls.as_ref().map(|t| &t.input))
+            .with_credentials_hash(Some(&hash));
+        resources.desire(&objects.services()?);
+        resources.apply(&objects.workload()?).await?;
         let applied = resources.finish().await?;
 
-        let probe = match (
-            topology
-                .service_host(&s.stack.namespace, &names.client_service)
-                .await,
-            creds.get(SYS_PASSWORD_KEY),
-        ) {
-            (Ok(host), Some(password)) => {
-                let target = ProbeTarget {
-                    host,
-                    client_port: config::CLIENT_PORT,
-                    monitor_port: config::MONITOR_PORT,
-                    user: config::SYS_USER.into(),
-                    password: password.clone(),
-                };
-                smoke_probe(&target, s.stack.probe_timeout).await
-            }
-            (Err(e), _) => ProbeOutcome::Failed {
-                reason: "ServiceUnreachable",
-                message: format!("nats: {e}"),
-                latency: Duration::ZERO,
-            },
-            (_, None) => ProbeOutcome::Failed {
-                reason: "CredentialsMissing",
-                message: format!(
+        let probe = self.probe(topology, &creds, tls.as_ref()).await;
+        let published = self.published(tls.as_ref(), &live);
+        Ok(applied.outcome(probe, None).publishing(published))
+    }
+}
+
+impl NatsInterpret<'_> {
+    async fn probe<T: KubernetesTopology>(
+        &self,
+        topology: &T,
+        creds: &BTreeMap<String, Sensitive>,
+        tls: Option<&TlsState>,
+    ) -> ProbeOutcome {
+        let s = self.score;
+        let names = NatsNames::new(&s.stack.name);
+        let failed = |reason, message| ProbeOutcome::Failed {
+            reason,
+            message,
+            latency: Duration::ZERO,
+        };
+        let Some(password) = creds.get(SYS_PASSWORD_KEY) else {
+            return failed(
+                "CredentialsMissing",
+                format!(
                     "nats: Secret {} has no {SYS_PASSWORD_KEY}",
                     names.credentials_secret
                 ),
-                latency: Duration::ZERO,
-            },
+            );
         };
-        Ok(applied.outcome(probe, None))
+        let host = match topology
+            .service_host(&s.stack.namespace, &names.client_service)
+            .await
+        {
+            Ok(host) => host,
+            Err(e) => return failed("ServiceUnreachable", format!("nats: {e}")),
+        };
+        let target = ProbeTarget {
+            host,
+            client_port: config::CLIENT_PORT,
+            monitor_port: config::MONITOR_PORT,
+            user: config::SYS_USER.into(),
+            password: password.clone(),
+        };
+        let routes = match tls {
+            None => ProbeRoutes::default(),
+            Some(t) => {
+                let monitor_host = match topology
+                    .service_host(&s.stack.namespace, &names.monitor_service)
+                    .await
+                {
+                    Ok(host) => host,
+                    Err(e) => return failed("ServiceUnreachable", format!("nats: {e}")),
+                };
+                let ca_file = match access::ca_file_for(&t.ca_pem) {
+                    Ok(path) => path,
+                    Err((path, e)) => {
+                        return failed(
+                            "ProbeSetupFailed",
+                            format!("nats: writing the CA to {}: {e}", path.display()),
+                        );
+                    }
+                };
+                ProbeRoutes {
+                    monitor_host: Some(monitor_host),
+                    tls: ClientTls::with_ca_file(ca_file),
+                    certificate: Some(ExpectedCert {
+                        not_after: t.validity.not_after,
+                        servers: usize::try_from(s.spec.replicas).unwrap_or(1),
+                    }),
+                }
+            }
+        };
+        smoke_probe_with(&target, &routes, s.stack.probe_timeout).await
     }
 }

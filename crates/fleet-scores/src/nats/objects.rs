@@ -115,6 +115,8 @@ pub struct NatsObjects {
     /// Built with TLS ([`build_with_tls`]); without, the client Service
     /// still carries the monitoring port as before.
     pub monitor_service: Option<Service>,
+    /// `spec.nats.expose`: the client port for clients outside the cluster.
+    pub external_service: Option<Service>,
     pub pdb: Option<PodDisruptionBudget>,
     pub statefulset: StatefulSet,
     /// The rendered nats.conf (also inside `config_map`).
@@ -148,6 +150,37 @@ impl NatsObjects {
         if let Some(monitor) = &self.monitor_service {
             out.push(DesiredObject::new(monitor)?);
         }
+        if let Some(external) = &self.external_service {
+            out.push(DesiredObject::new(external)?);
+        }
+        if let Some(pdb) = &self.pdb {
+            out.push(DesiredObject::new(pdb)?);
+        }
+        out.push(DesiredObject::new(&self.statefulset)?);
+        Ok(out)
+    }
+
+    /// The Services: applied before the certificate is issued, because
+    /// the client Service's cluster IP and the external Service's node
+    /// port go into the certificate and `client_advertise`.
+    pub fn services(&self) -> Result<Vec<DesiredObject>, InterpretError> {
+        let mut out = vec![
+            DesiredObject::new(&self.headless_service)?,
+            DesiredObject::new(&self.client_service)?,
+        ];
+        for s in [&self.monitor_service, &self.external_service]
+            .into_iter()
+            .flatten()
+        {
+            out.push(DesiredObject::new(s)?);
+        }
+        Ok(out)
+    }
+
+    /// ConfigMap, PDB and StatefulSet last (the pods never start against a
+    /// missing config or certificate).
+    pub fn workload(&self) -> Result<Vec<DesiredObject>, InterpretError> {
+        let mut out = vec![DesiredObject::new(&self.config_map)?];
         if let Some(pdb) = &self.pdb {
             out.push(DesiredObject::new(pdb)?);
         }
@@ -285,6 +318,7 @@ pub fn build_with_tls(input: &NatsInput, tls: Option<&NatsTlsInput>) -> NatsObje
         headless_service,
         client_service,
         monitor_service,
+        external_service: external_service(input),
         pdb,
         statefulset,
         config,

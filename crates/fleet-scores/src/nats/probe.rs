@@ -30,6 +30,19 @@ pub struct ProbeRoutes {
     /// `None`: the target's host (monitoring on the client Service).
     pub monitor_host: Option<String>,
     pub tls: ClientTls,
+    /// With TLS: the certificate every server must serve; servers serving
+    /// another are reloaded ([`super::reload`]) and the probe reports
+    /// `RollingOut` until all serve it.
+    pub certificate: Option<ExpectedCert>,
+}
+
+/// The certificate in the Secret, as the servers should serve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpectedCert {
+    /// `notAfter` (Unix seconds): every issuance has its own.
+    pub not_after: i64,
+    /// How many servers must answer (`spec.nats.replicas`).
+    pub servers: usize,
 }
 
 /// Runs the probe within `deadline` (the whole probe, not each step),
@@ -141,15 +154,35 @@ async fn run(
         .await
         .map_err(|e| ("RoundTripFailed", format!("nats: flush on {url}: {e}")))?;
     match sub.next().await {
-        Some(msg) if msg.payload.as_ref() == b"ping" => Ok(()),
-        Some(_) => Err((
-            "RoundTripFailed",
-            format!("nats: round trip on {url} returned a different payload"),
+        Some(msg) if msg.payload.as_ref() == b"ping" => {}
+        Some(_) => {
+            return Err((
+                "RoundTripFailed",
+                format!("nats: round trip on {url} returned a different payload"),
+            ));
+        }
+        None => {
+            return Err((
+                "RoundTripFailed",
+                format!("nats: subscription on {url} closed before the message arrived"),
+            ));
+        }
+    }
+    let Some(expected) = routes.certificate else {
+        return Ok(());
+    };
+    // Bounded by the probe's own deadline; a server that does not answer
+    // within a second is counted as not serving the certificate yet.
+    let wait = deadline.min(Duration::from_secs(1));
+    match super::reload::converge(&client, expected.servers, expected.not_after, wait).await {
+        Ok(super::reload::CertRollout::Served) => Ok(()),
+        Ok(super::reload::CertRollout::Reloading { serving, servers }) => Err((
+            crate::rollout::ROLLING_OUT,
+            format!(
+                "nats: {serving}/{servers} servers serve the renewed certificate; config reload sent to the others"
+            ),
         )),
-        None => Err((
-            "RoundTripFailed",
-            format!("nats: subscription on {url} closed before the message arrived"),
-        )),
+        Err(e) => Err(("CertificateReloadFailed", format!("nats: {e}"))),
     }
 }
 

@@ -44,6 +44,7 @@ impl FleetOperatorScore {
             namespace: self.stack.namespace.clone(),
             owner: self.stack.owner.clone(),
             spec: self.spec.clone(),
+            nats_tls: self.stack.nats_tls,
         }
     }
 }

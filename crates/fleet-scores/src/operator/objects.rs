@@ -53,6 +53,9 @@ pub struct OperatorInput {
     pub namespace: String,
     pub owner: OwnerReference,
     pub spec: OperatorSpec,
+    /// The stack's NATS speaks TLS: the CA is mounted and
+    /// `FLEET_NATS_CA_FILE` points at it.
+    pub nats_tls: bool,
 }
 
 impl OperatorInput {
@@ -196,11 +199,12 @@ pub fn env(input: &OperatorInput) -> Vec<EnvVar> {
     let mut env = vec![
         pod::env(
             "FLEET_NATS_URL",
-            format!(
-                "nats://{}.{}.svc.cluster.local:{}",
-                nats.client_service,
-                input.namespace,
-                nats::config::CLIENT_PORT
+            nats::access::url(
+                &format!(
+                    "{}.{}.svc.cluster.local",
+                    nats.client_service, input.namespace
+                ),
+                input.nats_tls,
             ),
         ),
         pod::env("FLEET_NATS_USER", nats::config::FLEET_USER),
@@ -282,7 +286,7 @@ pub fn build(input: &OperatorInput) -> OperatorObjects {
         security_context: Some(pod::restricted_container_security()),
         ..Default::default()
     };
-    let pod_spec = PodSpec {
+    let mut pod_spec = PodSpec {
         // The operator is a Kubernetes client (in-cluster config): it needs
         // its ServiceAccount token.
         automount_service_account_token: Some(true),
@@ -308,6 +312,12 @@ pub fn build(input: &OperatorInput) -> OperatorObjects {
         }]),
         ..Default::default()
     };
+    nats::access::mount_ca(
+        &mut pod_spec,
+        &input.stack,
+        input.nats_tls,
+        "FLEET_NATS_CA_FILE",
+    );
     let deployment = Deployment {
         metadata: meta(input, &names.deployment),
         spec: Some(DeploymentSpec {

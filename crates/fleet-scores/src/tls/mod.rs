@@ -71,6 +71,27 @@ impl Default for CertPolicy {
     }
 }
 
+impl CertPolicy {
+    /// The environment variable that shortens server certificates'
+    /// lifetime (seconds), for tests that watch a renewal happen.
+    pub const LIFETIME_ENV: &'static str = "FLEET_TLS_CERT_LIFETIME_SECONDS";
+
+    /// [`Default`], with the server lifetime from [`Self::LIFETIME_ENV`]
+    /// when it is set to a whole number of seconds of at least 60 (a
+    /// shorter one could expire between two reconciles).
+    pub fn from_env() -> Self {
+        let mut policy = Self::default();
+        if let Some(secs) = std::env::var(Self::LIFETIME_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|s| *s >= 60)
+        {
+            policy.server_lifetime = Duration::from_secs(secs);
+        }
+        policy
+    }
+}
+
 /// `notBefore` is set this far in the past so that a node whose clock is a
 /// little behind still accepts a certificate issued right now.
 pub const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(5 * 60);

@@ -349,6 +349,7 @@ mod tests {
                 namespace: "fleet".into(),
                 owner: OwnerReference::default(),
                 probe_timeout: Duration::from_secs(5),
+                nats_tls: true,
             },
             spec: Default::default(),
             probe_scope: None,
