@@ -4,7 +4,8 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../tests/kind/lib/common.sh"
 # binutils: objcopy strips binaries for images; python3: image and DNS tools.
-need=(binutils python3 python3-venv curl)
+# tcpdump: the TLS e2e captures the node's traffic and looks for secrets in clear.
+need=(binutils python3 python3-venv curl tcpdump)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

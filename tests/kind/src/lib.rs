@@ -191,7 +191,9 @@ pub async fn pod_logs(pods: &Api<Pod>, name: &str) -> Result<String> {
         .map_err(api_err(format!("reading logs of pod {name}")))
 }
 
+pub mod capture;
 pub mod controller;
 pub mod identity;
+pub mod netns;
 pub mod portforward;
 pub mod stack;

@@ -118,3 +118,49 @@ pub fn callout_stack(
         ..FleetStackSpec::default()
     }
 }
+
+/// `spec.nats.expose` advertising the node's address: how the tests reach
+/// NATS from outside the cluster, as a device does (TLS verified with the
+/// CA from `status.endpoints`).
+pub async fn expose_on_node(client: &kube::Client) -> Result<fleet_crds::ExposeSpec> {
+    Ok(fleet_crds::ExposeSpec {
+        advertise: vec![crate::netns::node_address(client).await?],
+        ..fleet_crds::ExposeSpec::default()
+    })
+}
+
+/// Connects to the stack's exposed NATS endpoint (`status.endpoints[0]`)
+/// as `user`, verifying the server with the CA published there.
+pub async fn connect_exposed(
+    stack: &FleetStack,
+    options: async_nats::ConnectOptions,
+) -> Result<async_nats::Client> {
+    let endpoint = stack
+        .status
+        .as_ref()
+        .and_then(|s| s.endpoints.first())
+        .ok_or_else(|| crate::E2eError::Command {
+            what: "reading status.endpoints".into(),
+            output: describe(stack),
+        })?;
+    let options = match &endpoint.ca_cert {
+        Some(pem) => {
+            let path = fleet_scores::nats::access::ca_file_for(pem).map_err(|(p, e)| {
+                crate::E2eError::Command {
+                    what: format!("writing the CA to {}", p.display()),
+                    output: e.to_string(),
+                }
+            })?;
+            fleet_proto::client::ClientTls::with_ca_file(path).apply(options)
+        }
+        None => options,
+    };
+    options
+        .connection_timeout(Duration::from_secs(5))
+        .connect(&endpoint.url)
+        .await
+        .map_err(|e| crate::E2eError::Command {
+            what: format!("connecting to {}", endpoint.url),
+            output: e.to_string(),
+        })
+}

@@ -8,8 +8,9 @@ use std::time::Duration;
 use fleet_crds::{AgentsSpec, FleetStack, FleetStackSpec, NatsSpec, ProbeSpec};
 use fleet_e2e::TestNamespace;
 use fleet_e2e::controller::{ensure_controller, kubectl};
-use fleet_e2e::portforward::forward;
-use fleet_e2e::stack::{apply_stack, condition, is_not_ready, is_ready, wait_stack};
+use fleet_e2e::stack::{
+    apply_stack, condition, connect_exposed, expose_on_node, is_not_ready, is_ready, wait_stack,
+};
 use fleet_proto::AgentId;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{DeleteParams, ListParams};
@@ -22,7 +23,10 @@ async fn three_agents_answer_ping_and_a_lost_agent_is_named() {
     let ns = TestNamespace::create("agents").await.expect("namespace");
     let stacks = ns.api::<FleetStack>();
     let spec = FleetStackSpec {
-        nats: Some(NatsSpec::default()),
+        nats: Some(NatsSpec {
+            expose: Some(expose_on_node(&ns.client).await.expect("node address")),
+            ..NatsSpec::default()
+        }),
         agents: Some(AgentsSpec {
             replicas: 3,
             ..AgentsSpec::default()
@@ -66,13 +70,13 @@ async fn three_agents_answer_ping_and_a_lost_agent_is_named() {
         .expect("NATS credentials Secret");
     let password =
         String::from_utf8(secret.data.expect("data")["fleet-password"].0.clone()).expect("utf-8");
-    let pf = forward(&pods, "fleet-nats-0", 4222)
-        .await
-        .expect("port-forward to NATS");
-    let client = async_nats::ConnectOptions::with_user_and_password("fleet".into(), password)
-        .connect(format!("nats://{}", pf.local))
-        .await
-        .expect("connect to NATS through the port-forward");
+    let stack = stacks.get("fleet").await.expect("stack");
+    let client = connect_exposed(
+        &stack,
+        async_nats::ConnectOptions::with_user_and_password("fleet".into(), password),
+    )
+    .await
+    .expect("connect to NATS through the exposed endpoint, TLS verified");
     for i in 0..3 {
         let id = AgentId::new(format!("fleet-agent-{i}")).expect("valid id");
         let reply = fleet_proto::client::ping(&client, &id, Duration::from_secs(10))

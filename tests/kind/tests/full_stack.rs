@@ -7,6 +7,10 @@
 //! (`kubectl wait`), `kubectl get fleetagents` must list every agent as
 //! connected, a FleetCommand ping applied with kubectl must complete with
 //! one result per agent, and a connect with a bad token must be refused.
+//! NATS speaks TLS (the default) and is reached from the test through its
+//! exposed endpoint; a packet capture of every NATS connection on the node
+//! during the whole test finds no password, no client secret and no token
+//! (a JWT starts `eyJ`) in clear.
 
 use std::time::Duration;
 
@@ -14,13 +18,13 @@ use fleet_crds::{
     ExternalIdentitySpec, FleetCommand, FleetStack, IdentitySpec, ProbeSpec, SecretRef,
 };
 use fleet_e2e::TestNamespace;
+use fleet_e2e::capture::{self, Capture};
 use fleet_e2e::controller::{ensure_controller, kubectl};
 use fleet_e2e::identity::{AUDIENCE, Clients, PROBE_SECRET, deploy_issuer};
-use fleet_e2e::portforward::forward;
-use fleet_e2e::stack::{apply_stack, callout_stack, describe};
+use fleet_e2e::stack::{apply_stack, callout_stack, connect_exposed, describe, expose_on_node};
 use fleet_proto::AgentId;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Secret;
 
 const STACK: &str = "fleet";
 const AGENTS: usize = 3;
@@ -31,6 +35,7 @@ async fn callout_stack_with_operator_turns_ready_and_runs_a_fleet_command() {
         .await
         .expect("controller installed from the chart");
     let ns = TestNamespace::create("full").await.expect("namespace");
+    let capture = Capture::start(&[4222]).expect("packet capture");
     let clients = Clients::new(STACK, AGENTS);
     let issuer = deploy_issuer(&ns, STACK, &clients)
         .await
@@ -49,6 +54,9 @@ async fn callout_stack_with_operator_turns_ready_and_runs_a_fleet_command() {
         Some(AUDIENCE),
         AGENTS as i32,
     );
+    if let Some(nats) = spec.nats.as_mut() {
+        nats.expose = Some(expose_on_node(&ns.client).await.expect("node address"));
+    }
     if let Some(agents) = spec.agents.as_mut() {
         agents.labels = [("site".to_string(), "lab".to_string())].into();
     }
@@ -162,33 +170,31 @@ async fn callout_stack_with_operator_turns_ready_and_runs_a_fleet_command() {
     // Through the same NATS: the fleet user (an auth_users member) pings an
     // agent, and a connect with a token the issuer never signed is refused
     // by the callout.
-    let password = String::from_utf8(
-        ns.api::<Secret>()
-            .get(&format!("{STACK}-nats-credentials"))
-            .await
-            .expect("NATS credentials")
-            .data
-            .expect("data")["fleet-password"]
-            .0
-            .clone(),
+    let creds = ns
+        .api::<Secret>()
+        .get(&format!("{STACK}-nats-credentials"))
+        .await
+        .expect("NATS credentials")
+        .data
+        .expect("data");
+    let value = |k: &str| String::from_utf8(creds[k].0.clone()).expect("utf-8");
+    let password = value("fleet-password");
+    let stack = stacks.get(STACK).await.expect("get stack");
+    let fleet = connect_exposed(
+        &stack,
+        async_nats::ConnectOptions::with_user_and_password("fleet".into(), password.clone()),
     )
-    .expect("utf-8");
-    let pf = forward(&ns.api::<Pod>(), &format!("{STACK}-nats-0"), 4222)
-        .await
-        .expect("port-forward to NATS");
-    let url = format!("nats://{}", pf.local);
-    let fleet = async_nats::ConnectOptions::with_user_and_password("fleet".into(), password)
-        .connect(&url)
-        .await
-        .expect("fleet user connects");
+    .await
+    .expect("fleet user connects through the exposed endpoint, TLS verified");
     let id = AgentId::new(format!("{STACK}-agent-2")).expect("id");
     fleet_proto::client::ping(&fleet, &id, Duration::from_secs(10))
         .await
         .expect("agent 2 answers a ping");
-    let refused = match async_nats::ConnectOptions::with_token("not-a-token".into())
-        .connection_timeout(Duration::from_secs(5))
-        .connect(&url)
-        .await
+    let refused = match connect_exposed(
+        &stack,
+        async_nats::ConnectOptions::with_token("not-a-token".into()).max_reconnects(Some(0)),
+    )
+    .await
     {
         Err(e) => e.to_string(),
         Ok(_) => panic!("a token the issuer never signed was let in"),
@@ -196,6 +202,37 @@ async fn callout_stack_with_operator_turns_ready_and_runs_a_fleet_command() {
     assert!(
         !refused.contains("not-a-token"),
         "the error must not echo the token: {refused}"
+    );
+    drop(fleet);
+
+    // Nothing secret crossed the wire in clear. The capture saw the
+    // traffic: the agents' and the test's TLS handshakes (0x16 0x03).
+    let pcap = capture.finish().expect("capture");
+    assert!(
+        capture::contains(&pcap, &[0x16, 0x03]),
+        "the capture saw no TLS"
+    );
+    let mut secrets = vec![
+        ("fleet password".to_string(), password),
+        ("sys password".to_string(), value("sys-password")),
+        ("auth password".to_string(), value("auth-password")),
+        ("probe client secret".to_string(), clients.probe.1.clone()),
+    ];
+    secrets.extend(
+        clients
+            .agents
+            .iter()
+            .map(|(id, secret)| (format!("{id} client secret"), secret.clone())),
+    );
+    for (what, secret) in &secrets {
+        assert!(
+            !capture::contains(&pcap, secret.as_bytes()),
+            "the {what} crossed a NATS connection in clear"
+        );
+    }
+    assert!(
+        !capture::contains(&pcap, b"eyJ"),
+        "a JWT (an agent's token) crossed a NATS connection in clear"
     );
     ns.cleanup().await;
 }
