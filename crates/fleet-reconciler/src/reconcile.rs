@@ -109,7 +109,7 @@ pub async fn reconcile(
             name: name.clone(),
         })?;
     let shared = resolve::Shared::new(&stack, StackRef::new(&stack, owner))
-        .with_cert_policy(ctx.cert_policy);
+        .with_cert_policy(ctx.cert_policy.for_stack(stack.annotations()));
     let plan = resolve::plan(&stack, &shared);
 
     // 2. gate
@@ -144,6 +144,21 @@ pub async fn reconcile(
         .collect();
     if !refused.is_empty() {
         return stall(&ctx, &stack, &current, &refused, Action::await_change()).await;
+    }
+    // A Secret the user named cannot serve: Stalled on its field, looked
+    // at again on a timer (fixing the Secret does not wake the stack).
+    let unusable: Vec<SpecError> = run
+        .reports
+        .iter()
+        .filter_map(|(_, report)| match report {
+            StepReport::Ran(Err(e)) => fleet_scores::rejection::from_user_secret(&stack.spec, e),
+            _ => None,
+        })
+        .collect();
+    if !unusable.is_empty() {
+        let interval =
+            Duration::from_secs(u64::try_from(stack.spec.probe.interval_seconds).unwrap_or(30));
+        return stall(&ctx, &stack, &current, &unusable, Action::requeue(interval)).await;
     }
 
     // 4. status

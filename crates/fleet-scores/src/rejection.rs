@@ -55,6 +55,31 @@ pub fn from_interpret_error(stack: &str, error: &InterpretError) -> Option<SpecE
     }
 }
 
+/// A Secret the user named in the spec that cannot serve (today the CA of
+/// `spec.nats.tls.caSecret`: a key missing, a key that does not match the
+/// certificate, not a CA, expired): reported on that field. The caller
+/// retries on a timer rather than waiting for a new generation, because
+/// the fix is an edit of the Secret, which does not change the stack.
+pub fn from_user_secret(
+    spec: &fleet_crds::FleetStackSpec,
+    error: &InterpretError,
+) -> Option<SpecError> {
+    let InterpretError::SecretInvalid {
+        namespace,
+        name,
+        key,
+        expected,
+    } = error
+    else {
+        return None;
+    };
+    let ca = spec.nats.as_ref()?.tls.ca_secret.as_ref()?;
+    (ca.name == *name).then(|| SpecError {
+        path: "spec.nats.tls.caSecret".into(),
+        message: format!("Secret {namespace}/{name} key {key} does not hold a valid {expected}"),
+    })
+}
+
 /// The API server's answer to writing our object `kind`/`name`.
 pub fn from_api_status(stack: &str, kind: &str, name: &str, status: &Status) -> Option<SpecError> {
     let target = Target::of(stack, kind, name)?;

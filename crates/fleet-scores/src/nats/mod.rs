@@ -31,7 +31,7 @@ use crate::resources::Resources;
 use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Published, Score};
 use crate::secret::{self, Sensitive};
 use crate::stack_ref::StackRef;
-use crate::tls::{self, CertPolicy, ServerIdentity, Validity};
+use crate::tls::{self, CertPolicy, CertificateAuthority, ServerIdentity, Validity};
 use crate::topology::KubernetesTopology;
 use crate::write_once;
 pub use objects::{
@@ -213,18 +213,15 @@ impl NatsInterpret<'_> {
         })
     }
 
-    /// CA, the CA ConfigMap the stack's pods mount, and the server
-    /// certificate for every name and address clients dial.
-    async fn ensure_tls(
+    /// The stack's CA, before anything else is applied: a user CA Secret
+    /// that cannot serve stops the Score before it changed anything.
+    async fn ensure_ca(
         &self,
         client: &kube::Client,
         resources: &mut Resources<'_>,
-        live: &LiveServices,
-    ) -> Result<TlsState, InterpretError> {
+    ) -> Result<CertificateAuthority, InterpretError> {
         let s = self.score;
         let (namespace, stack) = (&s.stack.namespace, &s.stack.name);
-        let names = NatsNames::new(stack);
-        let now = tls::unix_now();
         let (ca, _origin, ca_write) = tls::ensure::ensure_ca(
             client,
             namespace,
@@ -233,12 +230,28 @@ impl NatsInterpret<'_> {
             &labels::component_labels(stack, tls::secret::CA_COMPONENT),
             &s.stack.owner,
             &s.cert_policy,
-            now,
+            tls::unix_now(),
         )
         .await?;
         if ca_write == write_once::SecretWrite::Created {
             resources.wrote("Secret", &tls::ca_secret_name(stack));
         }
+        Ok(ca)
+    }
+
+    /// The CA ConfigMap the stack's pods mount, and the server certificate
+    /// for every name and address clients dial.
+    async fn ensure_tls(
+        &self,
+        client: &kube::Client,
+        resources: &mut Resources<'_>,
+        ca: &CertificateAuthority,
+        live: &LiveServices,
+    ) -> Result<TlsState, InterpretError> {
+        let s = self.score;
+        let (namespace, stack) = (&s.stack.namespace, &s.stack.name);
+        let names = NatsNames::new(stack);
+        let now = tls::unix_now();
         let ca_pem = ca.cert_pem().to_string();
         resources
             .apply(&[DesiredObject::new(&access::ca_config_map(
@@ -272,7 +285,7 @@ impl NatsInterpret<'_> {
             &secret,
             &labels::component_labels(stack, COMPONENT),
             &s.stack.owner,
-            &ca,
+            ca,
             &identity,
             &s.cert_policy,
             now,
@@ -330,6 +343,12 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret<'_> {
         let names = NatsNames::new(&s.stack.name);
         let mut input = s.input(topology.serves_pdb_v1());
         let mut resources = Resources::new(topology, &s.stack, Component::Nats);
+        // 0. With TLS, the CA: the only input a user can get wrong at run
+        // time (their Secret), checked before anything is applied.
+        let ca = match s.stack.nats_tls {
+            true => Some(self.ensure_ca(client, &mut resources).await?),
+            false => None,
+        };
         // 1. The ServiceAccount; 2. the credentials, persisted before use
         // (the StatefulSet referencing them comes last).
         let plain = build(&input);
@@ -368,9 +387,9 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret<'_> {
             .apply(&build_with_tls(&input, preliminary_tls.as_ref()).services()?)
             .await?;
         let live = self.live_services(client).await?;
-        let tls = match s.stack.nats_tls {
-            true => Some(self.ensure_tls(client, &mut resources, &live).await?),
-            false => None,
+        let tls = match &ca {
+            Some(ca) => Some(self.ensure_tls(client, &mut resources, ca, &live).await?),
+            None => None,
         };
         let objects = build_with_tls(&input, tls.as_ref().map(|t| &t.input))
             .with_credentials_hash(Some(&hash));

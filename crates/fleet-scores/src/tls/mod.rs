@@ -72,6 +72,24 @@ impl Default for CertPolicy {
 }
 
 impl CertPolicy {
+    /// FleetStack annotation that shortens the server certificate's
+    /// lifetime (whole seconds, at least 60) for that stack only: a
+    /// renewal drill, or a test that watches one happen
+    /// (docs/adr/0060). Absent or invalid: the controller's policy.
+    pub const LIFETIME_ANNOTATION: &'static str = "fleet.nationtech.io/tls-cert-lifetime-seconds";
+
+    /// This policy with the stack's [`Self::LIFETIME_ANNOTATION`] applied.
+    pub fn for_stack(mut self, annotations: &std::collections::BTreeMap<String, String>) -> Self {
+        if let Some(secs) = annotations
+            .get(Self::LIFETIME_ANNOTATION)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|s| *s >= 60)
+        {
+            self.server_lifetime = Duration::from_secs(secs);
+        }
+        self
+    }
+
     /// The environment variable that shortens server certificates'
     /// lifetime (seconds), for tests that watch a renewal happen.
     pub const LIFETIME_ENV: &'static str = "FLEET_TLS_CERT_LIFETIME_SECONDS";
@@ -175,6 +193,25 @@ mod tests {
         assert_eq!(v.renewal(200), Renewal::Due);
         assert_eq!(v.renewal(299), Renewal::Due);
         assert_eq!(v.renewal(300), Renewal::Expired);
+    }
+
+    #[test]
+    fn a_stack_annotation_shortens_the_server_lifetime_not_below_a_minute() {
+        let annotated = |v: &str| {
+            std::collections::BTreeMap::from([(
+                CertPolicy::LIFETIME_ANNOTATION.to_string(),
+                v.to_string(),
+            )])
+        };
+        let base = CertPolicy::default();
+        assert_eq!(
+            base.for_stack(&annotated("90")).server_lifetime,
+            Duration::from_secs(90)
+        );
+        for ignored in ["59", "soon", ""] {
+            assert_eq!(base.for_stack(&annotated(ignored)), base, "{ignored}");
+        }
+        assert_eq!(base.for_stack(&Default::default()), base);
     }
 
     #[test]
