@@ -27,6 +27,8 @@ fn env_usize(name: &str, default: usize) -> usize {
 enum Auth {
     Token(String),
     UserPass,
+    /// A token over TLS, verified with the CA in this file.
+    TlsToken(String, std::path::PathBuf),
 }
 
 async fn connect_once(url: &str, auth: &Auth) -> Duration {
@@ -35,6 +37,8 @@ async fn connect_once(url: &str, auth: &Auth) -> Duration {
         Auth::UserPass => {
             async_nats::ConnectOptions::with_user_and_password("plain".into(), "plain-pw".into())
         }
+        Auth::TlsToken(t, ca) => fleet_proto::client::ClientTls::with_ca_file(ca)
+            .apply(async_nats::ConnectOptions::with_token(t.clone())),
     };
     let started = Instant::now();
     let client = opts
@@ -177,6 +181,36 @@ async fn main() {
         &p_par,
     );
     print(&format!("callout token, {concurrency} parallel"), &c_par);
+
+    // The same callout connects over TLS (issue 14): a second stack whose
+    // nats-server serves TLS only, measured right after, same sizes.
+    let tls_stack = Stack::start(StackOptions {
+        connections,
+        tls: true,
+        ..StackOptions::default()
+    })
+    .await;
+    let tls_token = tls_stack.token_for("agent-a", "secret-a").await;
+    let ca = tls_stack
+        .tls_dir
+        .as_ref()
+        .expect("TLS stack")
+        .path()
+        .join("ca.crt");
+    let tls_auth = Auth::TlsToken(tls_token, ca);
+    measure(&tls_stack.url(), &tls_auth, 50, 1).await;
+    let t_seq = measure(&tls_stack.url(), &tls_auth, seq_total, 1).await;
+    let t_par = measure(&tls_stack.url(), &tls_auth, total, concurrency).await;
+    print("callout token over TLS, sequential", &t_seq);
+    print(
+        &format!("callout token over TLS, {concurrency} par."),
+        &t_par,
+    );
+    println!(
+        "ratio callout TLS/plaintext: sequential {:.2}, parallel {:.2}",
+        t_seq.per_second / c_seq.per_second,
+        t_par.per_second / c_par.per_second
+    );
     let ratio_seq = c_seq.per_second / p_seq.per_second;
     let ratio_par = c_par.per_second / p_par.per_second;
     println!(

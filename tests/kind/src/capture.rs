@@ -51,6 +51,9 @@ impl Capture {
 
     /// Stops the capture (SIGINT flushes the file) and returns it.
     pub fn finish(mut self) -> Result<Vec<u8>> {
+        // Packets still in the kernel's capture buffer are dropped on
+        // SIGINT: give tcpdump time to read the last ones.
+        std::thread::sleep(Duration::from_secs(2));
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-INT", &child.id().to_string()])

@@ -132,7 +132,7 @@ async fn a_renewed_certificate_is_served_by_three_servers_without_losing_a_messa
             .await
             .unwrap();
         seq += 1;
-        if seq % 20 == 0 {
+        if seq.is_multiple_of(20) {
             let s = stacks.get(STACK).await.expect("get stack");
             last = describe(&s);
             let renewed = not_after(&s).is_some_and(|n| n != first);

@@ -38,6 +38,9 @@ pub struct StackOptions {
     pub connections: usize,
     /// Lifetime of the tokens the issuer's token endpoint hands out.
     pub token_lifetime: Duration,
+    /// Serve the client port with TLS only (a certificate for `localhost`
+    /// from a fresh stack CA); clients dial [`Stack::url`].
+    pub tls: bool,
 }
 
 impl Default for StackOptions {
@@ -53,6 +56,7 @@ impl Default for StackOptions {
             auth_timeout_secs: 2,
             connections: 1,
             token_lifetime: Duration::from_secs(300),
+            tls: false,
         }
     }
 }
@@ -67,6 +71,35 @@ pub struct Stack {
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     connections: usize,
+    /// With `StackOptions::tls`: the directory of `tls.crt`, `tls.key`,
+    /// `ca.crt` (kept alive with the stack).
+    pub tls_dir: Option<tempfile::TempDir>,
+}
+
+/// A stack CA and a server certificate for `localhost`, as the Secret
+/// volume would hold them.
+fn write_localhost_cert() -> tempfile::TempDir {
+    use fleet_scores::tls;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = tls::unix_now();
+    let life = Duration::from_secs(3600);
+    let ca = tls::CertificateAuthority::generate("bench", "bench", "bench-ca", life, now)
+        .expect("CA");
+    let id = tls::ServerIdentity::new().with_name("localhost");
+    let cert = tls::issue_server_cert(&ca, &id, life, now, ("bench", "bench-nats-tls"))
+        .expect("certificate");
+    let secret = tls::secret::server_cert_secret(
+        "bench",
+        "bench-nats-tls",
+        &Default::default(),
+        &Default::default(),
+        &cert,
+        &ca,
+    );
+    for (k, v) in secret.data.expect("data") {
+        std::fs::write(dir.path().join(k), v.0).expect("write certificate file");
+    }
+    dir
 }
 
 /// The nats-server configuration body for callout auth.
@@ -116,11 +149,18 @@ impl Stack {
 
         let account = KeyPair::new_account();
         let xkey = opts.xkey.then(XKey::new);
-        let config = callout_server_config(
+        let mut config = callout_server_config(
             &account.public_key(),
             xkey.as_ref().map(XKey::public_key).as_deref(),
             opts.auth_timeout_secs,
         );
+        let tls_dir = opts.tls.then(write_localhost_cert);
+        if let Some(dir) = &tls_dir {
+            let d = dir.path().display();
+            config.push_str(&format!(
+                "tls {{ cert_file: \"{d}/tls.crt\", key_file: \"{d}/tls.key\", ca_file: \"{d}/ca.crt\", timeout: 3 }}\n"
+            ));
+        }
         let nats = tokio::task::spawn_blocking(move || NatsServer::start(&config))
             .await
             .expect("join")
@@ -157,21 +197,42 @@ impl Stack {
             shutdown: CancellationToken::new(),
             tasks: Vec::new(),
             connections: opts.connections.max(1),
+            tls_dir,
         };
         stack.start_callout().await;
         stack
+    }
+
+    /// The URL clients dial: `tls://localhost:<port>` with TLS (the name
+    /// the certificate carries), the server's URL otherwise.
+    pub fn url(&self) -> String {
+        match &self.tls_dir {
+            Some(_) => format!("tls://localhost:{}", self.nats.port()),
+            None => self.nats.url(),
+        }
+    }
+
+    /// Connect options verifying the server with the stack's CA (no-op
+    /// without TLS).
+    pub fn client_tls(&self, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+        match &self.tls_dir {
+            Some(dir) => fleet_proto::client::ClientTls::with_ca_file(dir.path().join("ca.crt"))
+                .apply(options),
+            None => options,
+        }
     }
 
     /// (Re)starts the callout's NATS loop and waits until it is subscribed.
     pub async fn start_callout(&mut self) {
         self.shutdown = CancellationToken::new();
         for _ in 0..self.connections {
-            let client = async_nats::ConnectOptions::with_user_and_password(
-                AUTH_USER.into(),
-                AUTH_PASSWORD.into(),
-            )
-            .name("fleet-callout-test")
-            .connect(self.nats.url())
+            let client = self
+                .client_tls(async_nats::ConnectOptions::with_user_and_password(
+                    AUTH_USER.into(),
+                    AUTH_PASSWORD.into(),
+                ))
+                .name("fleet-callout-test")
+                .connect(self.url())
             .await
             .expect("callout connects as the auth user");
             let callout = self.callout.clone();
