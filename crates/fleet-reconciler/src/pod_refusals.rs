@@ -50,17 +50,13 @@ pub async fn find(
     stack: &str,
 ) -> Result<Vec<SpecError>, EventsError> {
     let events: Api<Event> = Api::namespaced(client.clone(), namespace);
-    let params =
-        ListParams::default().fields(&format!("type=Warning,reason={FAILED_CREATE}"));
-    let list = events
-        .list(&params)
-        .await
-        .map_err(|source| EventsError {
-            verb: "listing",
-            what: format!("{FAILED_CREATE} Events"),
-            namespace: namespace.into(),
-            source: Box::new(source),
-        })?;
+    let params = ListParams::default().fields(&format!("type=Warning,reason={FAILED_CREATE}"));
+    let list = events.list(&params).await.map_err(|source| EventsError {
+        verb: "listing",
+        what: format!("{FAILED_CREATE} Events"),
+        namespace: namespace.into(),
+        source: Box::new(source),
+    })?;
     let mut out: Vec<SpecError> = Vec::new();
     for event in list.items {
         let object = &event.involved_object;
@@ -93,7 +89,11 @@ pub async fn find(
 /// series and `eventTime`).
 fn last_seen(event: &Event) -> Option<Timestamp> {
     [
-        event.series.as_ref().and_then(|s| s.last_observed_time.as_ref()).map(|t| t.0),
+        event
+            .series
+            .as_ref()
+            .and_then(|s| s.last_observed_time.as_ref())
+            .map(|t| t.0),
         event.last_timestamp.as_ref().map(|t| t.0),
         event.event_time.as_ref().map(|t| t.0),
     ]

@@ -457,7 +457,9 @@ mod tests {
             ComponentState::ProbeFailed | ComponentState::ApplyFailed | ComponentState::Waiting => {
                 ("ConnectFailed", "msg")
             }
-            ComponentState::Refused => (SECRET_LOST, "Secret demo-zitadel-masterkey lost masterkey"),
+            ComponentState::Refused => {
+                (SECRET_LOST, "Secret demo-zitadel-masterkey lost masterkey")
+            }
         };
         ComponentResult {
             component: "nats",
@@ -669,11 +671,17 @@ mod tests {
         assert_eq!(kstatus(&lost, 1), KStatus::Failed);
         assert_eq!(cond(&lost, STALLED), pair("True", SECRET_LOST));
         assert_eq!(cond(&lost, READY), pair("False", SECRET_LOST));
-        let msg = &find_condition(&lost.conditions, STALLED).expect("stalled").message;
-        assert!(msg.starts_with("nats: Secret demo-zitadel-masterkey"), "{msg}");
+        let msg = &find_condition(&lost.conditions, STALLED)
+            .expect("stalled")
+            .message;
+        assert!(
+            msg.starts_with("nats: Secret demo-zitadel-masterkey"),
+            "{msg}"
+        );
         let ev = transitions(&ok, &lost);
         assert!(
-            ev.iter().any(|e| e.warning && e.reason == "StalledSecretLost"),
+            ev.iter()
+                .any(|e| e.warning && e.reason == "StalledSecretLost"),
             "{ev:?}"
         );
         // The Secret restored from a backup: Ready again, Stalled gone.

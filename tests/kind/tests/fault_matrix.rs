@@ -168,7 +168,11 @@ async fn matrix(ns: &TestNamespace, components: &[&str], agents: usize) -> Strin
         took.as_secs_f64(),
         names.join(",")
     );
-    let _ = writeln!(table, "slowest case: {:.1} s (bound {BOUND:?})", slowest.as_secs_f64());
+    let _ = writeln!(
+        table,
+        "slowest case: {:.1} s (bound {BOUND:?})",
+        slowest.as_secs_f64()
+    );
     table
 }
 

@@ -71,7 +71,11 @@ async fn expect_refused(prefix: &str, json: serde_json::Value, field: &'static s
                 started.elapsed(),
                 describe(&s)
             );
-            assert!(!describe(&s).contains("Status {"), "no Rust dump: {}", describe(&s));
+            assert!(
+                !describe(&s).contains("Status {"),
+                "no Rust dump: {}",
+                describe(&s)
+            );
         }
     }
     ns.cleanup().await;
@@ -99,13 +103,17 @@ async fn item1_a_deleted_credentials_secret_heals_and_restarted_agents_get_in() 
     let t0 = Instant::now();
     // Ready may still be the stale one of before the fault: first the
     // Secret must be back, then everything settled on it.
-    poll("the credentials Secret recreated", Duration::from_secs(60), || async {
-        match secrets.get_opt(&name).await {
-            Ok(Some(s)) if s.metadata.uid != old.metadata.uid => Ok(Some(())),
-            Ok(_) => Ok(None),
-            Err(e) => Err(e.to_string()),
-        }
-    })
+    poll(
+        "the credentials Secret recreated",
+        Duration::from_secs(60),
+        || async {
+            match secrets.get_opt(&name).await {
+                Ok(Some(s)) if s.metadata.uid != old.metadata.uid => Ok(Some(())),
+                Ok(_) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
     .await
     .expect("recreated");
     // The reconcile that recreated it applies the rolled NATS template
@@ -120,15 +128,21 @@ async fn item1_a_deleted_credentials_secret_heals_and_restarted_agents_get_in() 
     let pods = ns.api::<Pod>();
     let agent = format!("{STACK}-agent-0");
     let old_agent = pods.get(&agent).await.expect("agent pod").metadata.uid;
-    pods.delete(&agent, &now_delete()).await.expect("delete agent");
+    pods.delete(&agent, &now_delete())
+        .await
+        .expect("delete agent");
     let t1 = Instant::now();
-    poll("the agent pod recreated", Duration::from_secs(60), || async {
-        match pods.get_opt(&agent).await {
-            Ok(Some(p)) if p.metadata.uid != old_agent => Ok(Some(())),
-            Ok(_) => Ok(None),
-            Err(e) => Err(e.to_string()),
-        }
-    })
+    poll(
+        "the agent pod recreated",
+        Duration::from_secs(60),
+        || async {
+            match pods.get_opt(&agent).await {
+                Ok(Some(p)) if p.metadata.uid != old_agent => Ok(Some(())),
+                Ok(_) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
     .await
     .expect("agent pod recreated");
     let back = wait_settled(&ns, STACK, 2, t1, Duration::from_secs(180))

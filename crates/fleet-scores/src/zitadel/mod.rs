@@ -171,10 +171,7 @@ impl<T: KubernetesTopology> Interpret<T> for ZitadelInterpret<'_> {
             // written, the stack is Stalled naming the Secret.
             if let Some(refusal) = lost_secret(client, ns, &names, bundled).await? {
                 return Ok(Outcome::probe_only(
-                    failed(
-                        secret_loss::Refusal::REASON,
-                        format!("identity: {refusal}"),
-                    ),
+                    failed(secret_loss::Refusal::REASON, format!("identity: {refusal}")),
                     None,
                 ));
             }
@@ -274,8 +271,7 @@ async fn history_of(
     let init = get_opt::<Job>(client, ns, &names.init_job, "Job").await?;
     let setup = get_opt::<Job>(client, ns, &names.setup_job, "Job").await?;
     let sts = get_opt::<StatefulSet>(client, ns, &names.db_statefulset, "StatefulSet").await?;
-    let pvc =
-        get_opt::<PersistentVolumeClaim>(client, ns, &claim, "PersistentVolumeClaim").await?;
+    let pvc = get_opt::<PersistentVolumeClaim>(client, ns, &claim, "PersistentVolumeClaim").await?;
     Ok(ZitadelHistory {
         database_volume: found("PersistentVolumeClaim", &claim, pvc.is_some()),
         database_statefulset: found("StatefulSet", &names.db_statefulset, sts.is_some()),
