@@ -252,12 +252,12 @@ async fn stamp(
     live: FleetStackStatus,
 ) -> Result<FleetStackStatus, ReconcileError> {
     let generation = stack.meta().generation.unwrap_or(0);
-    // A stack that was Stalled on an invalid spec and is valid now without a
-    // new generation (another stack's conflict went away) must be stamped
-    // again: nothing later clears an InvalidSpec Stalled.
-    let stale_invalid = fleet_crds::find_condition(&live.conditions, fleet_crds::STALLED)
-        .is_some_and(|c| c.status == "True" && c.reason == "InvalidSpec");
-    if live.observed_generation == Some(generation) && !stale_invalid {
+    // A stack Stalled on a refusal of this generation is not stamped again:
+    // every wake-up (a pod, an Endpoint) would flip it to Reconciling and
+    // back to Stalled, two writes and a Warning each time. If the refusal
+    // is gone (another stack's conflict, a LimitRange removed),
+    // `status::finished` replaces the Stalled by Ready or by Recovering.
+    if live.observed_generation == Some(generation) {
         return Ok(live);
     }
     // A new generation starts with quick retries again.

@@ -283,6 +283,17 @@ async fn item3_a_pod_refused_in_a_failed_create_event_is_stalled_naming_the_fiel
         started.elapsed(),
         describe(&s)
     );
+    // And it stays so: the pods' and StatefulSets' changes that wake the
+    // stack must not flip it back to Reconciling and Stalled again.
+    let since = condition(&s, "Stalled").map(|c| c.last_transition_time.clone());
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let later = stacks.get(STACK).await.expect("stack");
+    assert_eq!(
+        condition(&later, "Stalled").map(|c| c.last_transition_time.clone()),
+        since,
+        "Stalled must hold without flapping: {}",
+        describe(&later)
+    );
     ns.cleanup().await;
 }
 
