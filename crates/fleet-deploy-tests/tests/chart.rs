@@ -336,7 +336,8 @@ fn cluster_role_covers_exactly_what_the_controller_touches() {
     let rules = fleet_scores::Component::ALL
         .into_iter()
         .flat_map(|c| c.controller_rules())
-        .chain(fleet_scores::component::wake_rules());
+        .chain(fleet_scores::component::wake_rules())
+        .chain(fleet_scores::component::diagnosis_rules());
     {
         for rule in rules {
             for g in rule.api_groups.iter().flatten() {

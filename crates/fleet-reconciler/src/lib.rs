@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod kstatus;
 pub mod metrics;
+pub mod pod_refusals;
 pub mod published;
 pub mod reconcile;
 pub mod resolve;

@@ -36,8 +36,11 @@ pub struct Metrics {
     pub duration: Histogram,
     pub probe_latency: Family<ComponentLabels, Histogram>,
     pub ready: Family<StackLabels, Gauge>,
+    /// Reconciles per stack: a stuck stack must not hammer the API server
+    /// (issue 13 item 4), and the global counter cannot say which one does.
+    pub stack_reconciles: Family<StackLabels, Counter>,
     pub child_writes: Family<KindLabels, Counter>,
-    /// Stacks with a `stack_ready` series: a deleted stack is never
+    /// Stacks with a `stack_ready` or `stack_reconciles` series: a deleted stack is never
     /// reconciled again, so [`Metrics::retain_ready`] needs the list.
     ready_stacks: std::sync::Mutex<std::collections::BTreeSet<StackLabels>>,
 }
@@ -71,6 +74,12 @@ impl Metrics {
         );
         let ready = Family::<StackLabels, Gauge>::default();
         let child_writes = Family::<KindLabels, Counter>::default();
+        let stack_reconciles = Family::<StackLabels, Counter>::default();
+        registry.register(
+            "stack_reconciles",
+            "Reconciliations started, by FleetStack",
+            stack_reconciles.clone(),
+        );
         registry.register("reconciles", "Reconciliations started", reconciles.clone());
         registry.register(
             "errors",
@@ -104,6 +113,7 @@ impl Metrics {
             duration,
             probe_latency,
             ready,
+            stack_reconciles,
             child_writes,
             ready_stacks: Default::default(),
         }
@@ -146,6 +156,7 @@ impl Metrics {
             let keep = exists(&l.namespace, &l.name);
             if !keep {
                 self.ready.remove(l);
+                self.stack_reconciles.remove(l);
             }
             keep
         });
@@ -158,9 +169,18 @@ impl Metrics {
             .inc();
     }
 
-    /// Starts a reconcile: counts it and records its duration on drop.
-    pub fn start(&self) -> ReconcileTimer<'_> {
+    /// Starts a reconcile of one stack: counts it (in total and for the
+    /// stack) and records its duration on drop.
+    pub fn start(&self, namespace: &str, name: &str) -> ReconcileTimer<'_> {
         self.reconciles.inc();
+        let labels = StackLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        self.stack_reconciles.get_or_create(&labels).inc();
+        if let Ok(mut known) = self.ready_stacks.lock() {
+            known.insert(labels);
+        }
         ReconcileTimer {
             hist: &self.duration,
             started: Instant::now(),

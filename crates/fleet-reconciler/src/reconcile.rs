@@ -85,9 +85,9 @@ pub async fn reconcile(
     stack: Arc<FleetStack>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    let _timer = ctx.metrics.start();
     let namespace = stack.namespace().unwrap_or_default();
     let name = stack.name_any();
+    let _timer = ctx.metrics.start(&namespace, &name);
     let key = format!("{namespace}/{name}");
     if stack.meta().deletion_timestamp.is_some() {
         // Children go with it through ownerReferences (garbage collection).
@@ -160,6 +160,19 @@ pub async fn reconcile(
             Duration::from_secs(u64::try_from(stack.spec.probe.interval_seconds).unwrap_or(30));
         return stall(&ctx, &stack, &current, &unusable, Action::requeue(interval)).await;
     }
+    // A workload accepted whose pods the API server refuses shows only in
+    // FailedCreate Events; looked for only while something is not Ready.
+    if !all_passed(&run) {
+        match crate::pod_refusals::find(&ctx.client, &namespace, &name).await {
+            Ok(refused) if !refused.is_empty() => {
+                return stall(&ctx, &stack, &current, &refused, Action::await_change()).await;
+            }
+            Ok(_) => {}
+            // The status still says what is not Ready; the Events are a
+            // better reason, not a condition for reconciling.
+            Err(error) => warn!(stack = %key, %error, "could not read FailedCreate events"),
+        }
+    }
 
     // 4. status
     let agents = stack.spec.agents.as_ref().map(|a| {
@@ -191,6 +204,11 @@ pub async fn reconcile(
         .and_then(|p| p.recheck_at)
         .map(|at| Duration::from_secs(u64::try_from(at - now_unix).unwrap_or(0).max(1)));
     Ok(requeue(&ctx, &stack, &key, &results, recheck))
+}
+
+/// Whether every component present ran and its probe passed.
+fn all_passed(run: &Run) -> bool {
+    run.reports.iter().all(|(_, report)| report.ready())
 }
 
 /// Schema first, then what the schema cannot express; every error names
@@ -234,12 +252,12 @@ async fn stamp(
     live: FleetStackStatus,
 ) -> Result<FleetStackStatus, ReconcileError> {
     let generation = stack.meta().generation.unwrap_or(0);
-    // A stack that was Stalled on an invalid spec and is valid now without a
-    // new generation (another stack's conflict went away) must be stamped
-    // again: nothing later clears an InvalidSpec Stalled.
-    let stale_invalid = fleet_crds::find_condition(&live.conditions, fleet_crds::STALLED)
-        .is_some_and(|c| c.status == "True" && c.reason == "InvalidSpec");
-    if live.observed_generation == Some(generation) && !stale_invalid {
+    // A stack Stalled on a refusal of this generation is not stamped again:
+    // every wake-up (a pod, an Endpoint) would flip it to Reconciling and
+    // back to Stalled, two writes and a Warning each time. If the refusal
+    // is gone (another stack's conflict, a LimitRange removed),
+    // `status::finished` replaces the Stalled by Ready or by Recovering.
+    if live.observed_generation == Some(generation) {
         return Ok(live);
     }
     // A new generation starts with quick retries again.

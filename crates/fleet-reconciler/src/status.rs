@@ -26,6 +26,9 @@ pub const INVALID_SPEC: &str = "InvalidSpec";
 /// A workload has not rolled out its current spec yet
 /// (`fleet_scores::rollout::ROLLING_OUT`).
 pub const ROLLING_OUT: &str = fleet_scores::rollout::ROLLING_OUT;
+/// A write-once Secret that cannot be generated again is gone
+/// (`fleet_scores::secret_loss::Refusal::REASON`): `Stalled=True`.
+pub const SECRET_LOST: &str = fleet_scores::secret_loss::Refusal::REASON;
 
 /// How one component's turn ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +43,11 @@ pub enum ComponentState {
     ApplyFailed,
     /// An earlier component in dependency order is not Ready.
     Waiting,
+    /// The component refuses to go on until a person acts (probe reason
+    /// `SecretLost`: a write-once Secret whose old values protect data is
+    /// gone; docs/adr/0016). `Stalled=True`, never retried into Ready by
+    /// waiting alone.
+    Refused,
 }
 
 impl ComponentState {
@@ -48,6 +56,8 @@ impl ComponentState {
     pub fn of_failed_probe(reason: &str) -> Self {
         if reason == ROLLING_OUT {
             ComponentState::RollingOut
+        } else if reason == SECRET_LOST {
+            ComponentState::Refused
         } else {
             ComponentState::ProbeFailed
         }
@@ -64,6 +74,7 @@ impl ComponentState {
             ComponentState::ProbeFailed => (CondStatus::False, "ProbeFailed"),
             ComponentState::ApplyFailed => (CondStatus::False, "ApplyFailed"),
             ComponentState::Waiting => (CondStatus::False, "DependencyNotReady"),
+            ComponentState::Refused => (CondStatus::False, SECRET_LOST),
         }
     }
 
@@ -72,9 +83,10 @@ impl ComponentState {
         match self {
             ComponentState::Ready => CondStatus::True,
             ComponentState::RollingOut => CondStatus::Unknown,
-            ComponentState::ProbeFailed | ComponentState::ApplyFailed | ComponentState::Waiting => {
-                CondStatus::False
-            }
+            ComponentState::ProbeFailed
+            | ComponentState::ApplyFailed
+            | ComponentState::Waiting
+            | ComponentState::Refused => CondStatus::False,
         }
     }
 }
@@ -246,6 +258,16 @@ pub fn finished(
         return next.s;
     }
 
+    // A refusal needs a person: it wins over any other failure, and is
+    // Stalled at once (no deadline to wait for).
+    if let Some(refused) = results.iter().find(|r| r.state == ComponentState::Refused) {
+        let msg = prefixed(refused);
+        next.set(READY, CondStatus::False, SECRET_LOST, &msg);
+        next.set(STALLED, CondStatus::True, SECRET_LOST, &msg);
+        next.remove(RECONCILING);
+        return next.s;
+    }
+
     let Some(failed) = results.iter().find(|r| r.state != ComponentState::Ready) else {
         let names: Vec<&str> = results.iter().map(|r| r.component).collect();
         let msg = format!("smoke probes passed: {}", names.join(", "));
@@ -256,13 +278,7 @@ pub fn finished(
     };
 
     let (ready_status, reason) = failed.state.ready_of_stack();
-    // Messages of Scores already name their component ("nats: ...").
-    let prefix = format!("{}: ", failed.component);
-    let msg = if failed.message.starts_with(&prefix) {
-        failed.message.clone()
-    } else {
-        format!("{prefix}{}", failed.message)
-    };
+    let msg = prefixed(failed);
     next.set(READY, ready_status, reason, &msg);
 
     let reconciling = find_condition(&current.conditions, RECONCILING)
@@ -298,6 +314,17 @@ pub fn finished(
         next.remove(STALLED);
     }
     next.s
+}
+
+/// A component's message naming the component once (messages of Scores
+/// usually already start with `nats: ...`).
+fn prefixed(r: &ComponentResult) -> String {
+    let prefix = format!("{}: ", r.component);
+    if r.message.starts_with(&prefix) {
+        r.message.clone()
+    } else {
+        format!("{prefix}{}", r.message)
+    }
 }
 
 /// An Event to publish.
@@ -429,6 +456,9 @@ mod tests {
             }
             ComponentState::ProbeFailed | ComponentState::ApplyFailed | ComponentState::Waiting => {
                 ("ConnectFailed", "msg")
+            }
+            ComponentState::Refused => {
+                (SECRET_LOST, "Secret demo-zitadel-masterkey lost masterkey")
             }
         };
         ComponentResult {
@@ -625,6 +655,39 @@ mod tests {
             ComponentState::of_failed_probe("ConnectFailed"),
             ComponentState::ProbeFailed
         );
+    }
+
+    #[test]
+    fn a_lost_secret_is_stalled_at_once_and_clears_when_restored() {
+        let s1 = progressing(&FleetStackStatus::default(), 1, &t(0));
+        let ok = probed(&s1, ComponentState::Ready, 10);
+        let lost = probed(&ok, ComponentState::Refused, 20);
+        assert_eq!(
+            ComponentState::of_failed_probe(SECRET_LOST),
+            ComponentState::Refused
+        );
+        // Failed for kstatus well before the ready deadline: only a person
+        // can act.
+        assert_eq!(kstatus(&lost, 1), KStatus::Failed);
+        assert_eq!(cond(&lost, STALLED), pair("True", SECRET_LOST));
+        assert_eq!(cond(&lost, READY), pair("False", SECRET_LOST));
+        let msg = &find_condition(&lost.conditions, STALLED)
+            .expect("stalled")
+            .message;
+        assert!(
+            msg.starts_with("nats: Secret demo-zitadel-masterkey"),
+            "{msg}"
+        );
+        let ev = transitions(&ok, &lost);
+        assert!(
+            ev.iter()
+                .any(|e| e.warning && e.reason == "StalledSecretLost"),
+            "{ev:?}"
+        );
+        // The Secret restored from a backup: Ready again, Stalled gone.
+        let back = probed(&lost, ComponentState::Ready, 30);
+        assert_eq!(kstatus(&back, 1), KStatus::Current);
+        assert_eq!(cond(&back, STALLED), None);
     }
 
     #[test]

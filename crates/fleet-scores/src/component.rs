@@ -155,6 +155,25 @@ pub fn wake_rules() -> Vec<PolicyRule> {
     ]
 }
 
+/// Read-only calls that explain why a stack cannot work: the
+/// `FailedCreate` Events of its workloads and the ReplicaSet one names
+/// (`fleet_reconciler::pod_refusals`, docs/adr/0017), and a managed
+/// Zitadel's database claim, proof a lost write-once Secret was used
+/// (`crate::secret_loss`, docs/adr/0016).
+pub fn diagnosis_rules() -> Vec<PolicyRule> {
+    let rule = |group: &str, resource: &str, verb: &str| PolicyRule {
+        api_groups: Some(vec![group.to_string()]),
+        resources: Some(vec![resource.to_string()]),
+        verbs: vec![verb.to_string()],
+        ..Default::default()
+    };
+    vec![
+        rule("", "events", "list"),
+        rule("apps", "replicasets", "get"),
+        rule("", "persistentvolumeclaims", "get"),
+    ]
+}
+
 /// The operator runtime's Role in its largest variant (leader election
 /// with several replicas).
 fn operator_role_rules() -> Vec<PolicyRule> {

@@ -193,6 +193,7 @@ pub async fn pod_logs(pods: &Api<Pod>, name: &str) -> Result<String> {
 
 pub mod capture;
 pub mod controller;
+pub mod heal;
 pub mod identity;
 pub mod netns;
 pub mod portforward;

@@ -31,14 +31,15 @@ use std::time::Duration;
 use fleet_crds::{DatabaseMode, IdentitySpec};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::component::Component;
 use crate::labels;
 use crate::resources::Resources;
 use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
-use crate::secret::{Sensitive, get_opt, read_key};
+use crate::secret::{Sensitive, get_opt, key_names, read_key};
+use crate::secret_loss::{self, Decision, Guarded, Refusal, ZitadelHistory};
 use crate::stack_ref::StackRef;
 use crate::topology::KubernetesTopology;
 pub use objects::{COMPONENT, ZitadelInput, ZitadelNames, ZitadelObjects, build};
@@ -164,12 +165,22 @@ impl<T: KubernetesTopology> Interpret<T> for ZitadelInterpret<'_> {
                 spec: managed.clone(),
             };
             let names = ZitadelNames::new(&s.stack.name);
+            let bundled = managed.database.mode == DatabaseMode::Bundled;
+            // A lost masterkey or database password is not generated again
+            // once something used the old one (docs/adr/0016): nothing is
+            // written, the stack is Stalled naming the Secret.
+            if let Some(refusal) = lost_secret(client, ns, &names, bundled).await? {
+                return Ok(Outcome::probe_only(
+                    failed(secret_loss::Refusal::REASON, format!("identity: {refusal}")),
+                    None,
+                ));
+            }
             // Generated passwords are 32 alphanumerics: exactly the 32 ASCII
             // characters a Zitadel masterkey must be.
             resources
                 .write_once_passwords(&names.masterkey_secret, &[objects::MASTERKEY_KEY])
                 .await?;
-            if managed.database.mode == DatabaseMode::Bundled {
+            if bundled {
                 resources
                     .write_once_passwords(
                         &names.db_secret,
@@ -205,6 +216,71 @@ impl<T: KubernetesTopology> Interpret<T> for ZitadelInterpret<'_> {
         };
         Ok(resources.finish().await?.outcome(probe, None))
     }
+}
+
+/// The refusal for the first guarded Secret (masterkey, then the bundled
+/// database's passwords) that lost keys after something used them, if any
+/// (`secret_loss::decide`). Reads the Secrets' key names (never values);
+/// the history is only gathered when a key is missing, so a healthy stack
+/// pays two GETs per reconcile.
+async fn lost_secret(
+    client: &kube::Client,
+    ns: &str,
+    names: &ZitadelNames,
+    bundled: bool,
+) -> Result<Option<Refusal>, InterpretError> {
+    let guarded: &[Guarded] = if bundled {
+        &[Guarded::ZitadelMasterkey, Guarded::ZitadelDatabasePasswords]
+    } else {
+        &[Guarded::ZitadelMasterkey]
+    };
+    let mut history: Option<ZitadelHistory> = None;
+    for &g in guarded {
+        let stored = key_names(client, ns, g.secret_name(names)).await?;
+        let missing = g
+            .keys()
+            .iter()
+            .any(|k| !stored.as_ref().is_some_and(|s| s.contains(*k)));
+        if !missing {
+            continue;
+        }
+        let h = match history.take() {
+            Some(h) => h,
+            None => history_of(client, ns, names).await?,
+        };
+        let decision = secret_loss::decide(g, names, stored.as_ref(), &h);
+        history = Some(h);
+        match decision {
+            Decision::Generate => {}
+            Decision::Refuse(refusal) => return Ok(Some(refusal)),
+        }
+    }
+    Ok(None)
+}
+
+/// What the cluster shows about a managed Zitadel's past: one GET per
+/// object that proves old values were used.
+async fn history_of(
+    client: &kube::Client,
+    ns: &str,
+    names: &ZitadelNames,
+) -> Result<ZitadelHistory, InterpretError> {
+    let claim = ZitadelHistory::volume_claim_name(names);
+    let found = |kind: &str, name: &str, exists: bool| exists.then(|| format!("{kind} {name}"));
+    let provisioner = get_opt::<Secret>(client, ns, &names.provisioner_secret, "Secret").await?;
+    let init = get_opt::<Job>(client, ns, &names.init_job, "Job").await?;
+    let setup = get_opt::<Job>(client, ns, &names.setup_job, "Job").await?;
+    let sts = get_opt::<StatefulSet>(client, ns, &names.db_statefulset, "StatefulSet").await?;
+    let pvc = get_opt::<PersistentVolumeClaim>(client, ns, &claim, "PersistentVolumeClaim").await?;
+    Ok(ZitadelHistory {
+        database_volume: found("PersistentVolumeClaim", &claim, pvc.is_some()),
+        database_statefulset: found("StatefulSet", &names.db_statefulset, sts.is_some()),
+        // The setup Job says more (it encrypted the instance); either ran
+        // with the current values.
+        job: found("Job", &names.setup_job, setup.is_some())
+            .or_else(|| found("Job", &names.init_job, init.is_some())),
+        provisioner_secret: found("Secret", &names.provisioner_secret, provisioner.is_some()),
+    })
 }
 
 impl ZitadelInterpret<'_> {
