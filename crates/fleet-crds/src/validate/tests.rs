@@ -598,7 +598,7 @@ fn nats_config_keys_we_own_are_refused_by_name() {
     }));
     assert!(
         got.iter()
-            .any(|m| m.starts_with("spec.nats.config.write_deadline: not one nats.conf value"))
+            .any(|m| m.starts_with("spec.nats.config[\"write_deadline\"]: not one nats.conf value"))
     );
     assert_eq!(got.len(), 4, "{got:#?}");
 }
