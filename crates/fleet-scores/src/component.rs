@@ -163,6 +163,7 @@ fn operator_role_rules() -> Vec<PolicyRule> {
         namespace: "any".into(),
         owner: Default::default(),
         spec: fleet_crds::OperatorSpec {
+            pod: None,
             image: String::new(),
             replicas: 2,
         },

@@ -30,6 +30,7 @@ pub mod nats;
 pub mod operator;
 pub mod plan;
 pub mod pod;
+pub mod pod_overrides;
 pub mod rejection;
 pub mod resources;
 pub mod rollout;

@@ -23,6 +23,7 @@ fn input(replicas: i32) -> OperatorInput {
         namespace: "fleet".into(),
         owner: common::owner(),
         spec: OperatorSpec {
+            pod: None,
             image: "fleetstack/fleet-operator:0.1.0".into(),
             replicas,
         },

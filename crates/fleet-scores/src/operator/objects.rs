@@ -25,6 +25,7 @@ use crate::apply::DesiredObject;
 use crate::labels;
 use crate::nats::{self, NatsNames};
 use crate::pod;
+use crate::pod_overrides::{self, Defaults};
 use crate::score::InterpretError;
 
 /// The label value of this component's objects.
@@ -231,7 +232,7 @@ pub fn env(input: &OperatorInput) -> Vec<EnvVar> {
 pub fn build(input: &OperatorInput) -> OperatorObjects {
     let names = OperatorNames::new(&input.stack);
     let selector = labels::selector_labels(&input.stack, COMPONENT);
-    let service_account = ServiceAccount {
+    let mut service_account = ServiceAccount {
         metadata: meta(input, &names.service_account),
         // Off by default like every other component's account; the
         // operator's pods opt in below (the pod field wins), so the token is
@@ -239,6 +240,7 @@ pub fn build(input: &OperatorInput) -> OperatorObjects {
         automount_service_account_token: Some(false),
         ..Default::default()
     };
+    pod_overrides::annotate_service_account(&mut service_account, input.spec.pod.as_ref());
     let role = Role {
         metadata: meta(input, &names.role),
         rules: Some(rules(input)),
@@ -318,7 +320,7 @@ pub fn build(input: &OperatorInput) -> OperatorObjects {
         input.nats_tls,
         "FLEET_NATS_CA_FILE",
     );
-    let deployment = Deployment {
+    let mut deployment = Deployment {
         metadata: meta(input, &names.deployment),
         spec: Some(DeploymentSpec {
             // Without leader election a rolling update would run the old and
@@ -340,6 +342,7 @@ pub fn build(input: &OperatorInput) -> OperatorObjects {
         }),
         ..Default::default()
     };
+    pod_overrides::apply(&mut deployment, input.spec.pod.as_ref(), &Defaults::none());
     OperatorObjects {
         service_account,
         role,
