@@ -245,6 +245,7 @@ mod tests {
                 ..Default::default()
             }),
             callout: Some(CalloutSpec {
+                pod: None,
                 image: "c".into(),
                 replicas: 1,
                 audience: Some("fleet-nats".into()),
@@ -252,6 +253,7 @@ mod tests {
                 introspection_credentials: None,
             }),
             operator: Some(OperatorSpec {
+                pod: None,
                 image: "o".into(),
                 replicas: 1,
             }),
