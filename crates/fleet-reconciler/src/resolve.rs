@@ -168,6 +168,7 @@ pub fn operator(stack: &FleetStack, shared: &Shared) -> Option<FleetOperatorScor
         stack: shared.stack.clone(),
         spec: stack.spec.operator.clone()?,
         expected_agents: shared.expected_agents.clone(),
+        nats_servers: stack.spec.nats.as_ref().map_or(0, |n| n.replicas),
     })
 }
 

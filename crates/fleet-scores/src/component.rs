@@ -168,6 +168,7 @@ fn operator_role_rules() -> Vec<PolicyRule> {
             replicas: 2,
         },
         nats_tls: true,
+        nats_servers: 1,
     })
 }
 

@@ -98,6 +98,7 @@ fn build(
         }
         Workload::Callout => {
             let o = callout::build(&CalloutInput {
+                nats_tls: true,
                 stack,
                 namespace,
                 owner,
@@ -123,6 +124,7 @@ fn build(
         }
         Workload::Operator => {
             let o = operator::build(&OperatorInput {
+                nats_tls: true,
                 stack,
                 namespace,
                 owner,
@@ -131,6 +133,7 @@ fn build(
                     replicas: 1,
                     pod,
                 },
+                nats_servers: 1,
             });
             (
                 vec![o.deployment.spec.expect("deployment").template],
@@ -139,6 +142,7 @@ fn build(
         }
         Workload::Agents => {
             let o = agents::build(&AgentsInput {
+                nats_tls: true,
                 stack,
                 namespace,
                 owner,

@@ -57,6 +57,9 @@ pub struct OperatorInput {
     /// The stack's NATS speaks TLS: the CA is mounted and
     /// `FLEET_NATS_CA_FILE` points at it.
     pub nats_tls: bool,
+    /// `spec.nats.replicas`: the operator polls each server's monitoring
+    /// endpoint for the NATS metrics it serves (docs/adr/0071).
+    pub nats_servers: i32,
 }
 
 impl OperatorInput {
@@ -218,6 +221,9 @@ pub fn env(input: &OperatorInput) -> Vec<EnvVar> {
         pod::field_env("POD_NAME", "metadata.name"),
         pod::env("FLEET_HTTP_ADDR", format!("0.0.0.0:{HTTP_PORT}")),
     ];
+    if input.nats_servers > 0 {
+        env.push(pod::env("FLEET_NATS_MONITOR_URLS", monitor_urls(input)));
+    }
     if input.leader_election() {
         env.push(pod::env("FLEET_LEADER_ELECTION", "true"));
         env.push(pod::env(
@@ -226,6 +232,25 @@ pub fn env(input: &OperatorInput) -> Vec<EnvVar> {
         ));
     }
     env
+}
+
+/// Each NATS server's monitoring base URL, through the headless Service
+/// (one per pod: the metrics are per server, the client Service would
+/// answer from whichever server it picks).
+pub fn monitor_urls(input: &OperatorInput) -> String {
+    let nats = NatsNames::new(&input.stack);
+    (0..input.nats_servers)
+        .map(|i| {
+            format!(
+                "http://{}-{i}.{}.{}.svc.cluster.local:{}",
+                nats.statefulset,
+                nats.headless_service,
+                input.namespace,
+                nats::config::MONITOR_PORT
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Builds every desired object (pure).
