@@ -109,7 +109,7 @@ pub struct NatsSpec {
     pub server_tags: Vec<String>,
     /// Extra nats.conf keys merged onto the reconciler's configuration
     /// (docs/adr/0073-nats-config-escape-hatch.md): each value is written
-    /// verbatim as a nats.conf value (`"64MB"`, `"true"`, `"{ port: 1883 }"`);
+    /// verbatim as a nats.conf value (`2MB`, `true`, `"10s"` quoted, `{ ... }` for a block);
     /// a dotted key (`jetstream.max_buffered_msgs`) sets a key inside one of
     /// our blocks (`jetstream`, `cluster`). Keys the reconciler owns
     /// (listen, accounts, authorization, ...) are refused; the merged
