@@ -34,6 +34,7 @@ pub mod pod_overrides;
 pub mod rejection;
 pub mod resources;
 pub mod rollout;
+pub mod scheduling;
 pub mod score;
 pub mod secret;
 pub mod secret_loss;
