@@ -568,17 +568,19 @@ fn service_account_annotations_need_a_service_account() {
 
 #[test]
 fn nats_config_keys_we_own_are_refused_by_name() {
-    let mut nats = NatsSpec::default();
-    nats.config = BTreeMap::from([
-        ("max_payload".to_string(), "2MB".to_string()),
-        ("Accounts".to_string(), "{}".to_string()),
-        ("jetstream.max_buffered_msgs".to_string(), "100".to_string()),
-        ("cluster.pool_size".to_string(), "3".to_string()),
-        (
-            "write_deadline".to_string(),
-            "1s\nlisten: 0.0.0.0:1".to_string(),
-        ),
-    ]);
+    let nats = NatsSpec {
+        config: BTreeMap::from([
+            ("max_payload".to_string(), "2MB".to_string()),
+            ("Accounts".to_string(), "{}".to_string()),
+            ("jetstream.max_buffered_msgs".to_string(), "100".to_string()),
+            ("cluster.pool_size".to_string(), "3".to_string()),
+            (
+                "write_deadline".to_string(),
+                "1s\nlisten: 0.0.0.0:1".to_string(),
+            ),
+        ]),
+        ..NatsSpec::default()
+    };
     let spec = FleetStackSpec {
         nats: Some(nats),
         ..Default::default()

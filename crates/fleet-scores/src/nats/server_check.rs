@@ -74,8 +74,7 @@ pub fn placeholders(config: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for line in config.lines() {
         let mut quote: Option<char> = None;
-        let mut chars = line.char_indices().peekable();
-        while let Some((i, c)) = chars.next() {
+        for (i, c) in line.char_indices() {
             match (quote, c) {
                 (Some(q), c) if c == q => quote = None,
                 (Some(_), _) => {}
