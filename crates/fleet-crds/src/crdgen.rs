@@ -66,8 +66,48 @@ pub const UNOBSERVED: i64 = -1;
 const QUANTITY_DESCRIPTION: &str =
     "A Kubernetes quantity: a number or a string like 500m, 128Mi, 1Gi.";
 
+/// Fields of [`crate::PodOverrides`] whose schema is an upstream
+/// Kubernetes type, repeated under every component's `pod`.
+pub const UPSTREAM_POD_FIELDS: [&str; 4] = [
+    "affinity",
+    "tolerations",
+    "topologySpreadConstraints",
+    "imagePullSecrets",
+];
+
+/// Drops the descriptions below `s` (not its own): what the Kubernetes API
+/// reference documents for the upstream pod types. Six copies of the
+/// Affinity schema with its upstream prose would make the CRD 450 kB,
+/// past the 256 kB `kubectl apply` annotation limit.
+fn drop_nested_descriptions(s: &mut JSONSchemaProps) {
+    fn walk(s: &mut JSONSchemaProps) {
+        s.description = None;
+        children(s, walk);
+    }
+    children(s, walk);
+}
+
+fn children(s: &mut JSONSchemaProps, f: fn(&mut JSONSchemaProps)) {
+    for p in s.properties.iter_mut().flat_map(|m| m.values_mut()) {
+        f(p);
+    }
+    if let Some(JSONSchemaPropsOrArray::Schema(items)) = s.items.as_mut() {
+        f(items);
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(ap)) = s.additional_properties.as_mut() {
+        f(ap);
+    }
+}
+
 /// Drops `nullable` and shortens the Quantity description, everywhere.
 fn tidy(s: &mut JSONSchemaProps) {
+    if let Some(pod) = s.properties.as_mut().and_then(|p| p.get_mut("pod")) {
+        for field in UPSTREAM_POD_FIELDS {
+            if let Some(f) = pod.properties.as_mut().and_then(|p| p.get_mut(field)) {
+                drop_nested_descriptions(f);
+            }
+        }
+    }
     s.nullable = None;
     if s.x_kubernetes_int_or_string == Some(true)
         && s.description

@@ -13,6 +13,7 @@
 pub mod crdgen;
 pub mod fleet_agent;
 pub mod fleet_command;
+pub mod pod_overrides;
 pub mod stack;
 pub mod status;
 pub mod validate;

@@ -16,6 +16,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::pod_overrides::PodOverrides;
 use crate::status::FleetStackStatus;
 
 /// Image the NATS StatefulSet runs unless `spec.nats.image` says otherwise.
@@ -103,6 +104,21 @@ pub struct NatsSpec {
     /// the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expose: Option<ExposeSpec>,
+    /// Tags of every server (`server_tags`), e.g. for JetStream placement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_tags: Vec<String>,
+    /// Extra nats.conf keys merged onto the reconciler's configuration
+    /// (docs/adr/0073-nats-config-escape-hatch.md): each value is written
+    /// verbatim as a nats.conf value (`2MB`, `true`, `"10s"` quoted, `{ ... }` for a block);
+    /// a dotted key (`jetstream.max_buffered_msgs`) sets a key inside one of
+    /// our blocks (`jetstream`, `cluster`). Keys the reconciler owns
+    /// (listen, accounts, authorization, ...) are refused; the merged
+    /// configuration is checked with `nats-server -t` before any pod sees it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// Placement, registry, metadata and resource overrides of the NATS pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodOverrides>,
 }
 
 impl Default for NatsSpec {
@@ -115,6 +131,9 @@ impl Default for NatsSpec {
             auth: NatsAuthSpec::default(),
             tls: NatsTlsSpec::default(),
             expose: None,
+            server_tags: Vec::new(),
+            config: BTreeMap::new(),
+            pod: None,
         }
     }
 }
@@ -131,6 +150,19 @@ pub struct JetStreamSpec {
     /// StorageClass of the JetStream volumes (cluster default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+    /// Limit of memory-backed stream storage per server
+    /// (`max_memory_store`); nats-server's default (75% of the node's
+    /// memory) when absent. Keep it below the nats container's memory limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_store: Option<Quantity>,
+    /// Limit of file-backed stream storage per server (`max_file_store`);
+    /// `storageSize` when absent, and never more than it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_store: Option<Quantity>,
+    /// Most streams the FLEET account may create (unlimited when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_streams: Option<i32>,
 }
 
 impl Default for JetStreamSpec {
@@ -139,6 +171,9 @@ impl Default for JetStreamSpec {
             enabled: false,
             storage_size: default_js_size(),
             storage_class_name: None,
+            max_memory_store: None,
+            max_file_store: None,
+            max_streams: None,
         }
     }
 }
@@ -242,8 +277,11 @@ pub struct WebSocketExposeSpec {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ComputeResources {
+    /// What the scheduler reserves for the container, by resource name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub requests: BTreeMap<String, Quantity>,
+    /// The most the container may use, by resource name (memory over the
+    /// limit is OOM-killed, CPU is throttled).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub limits: BTreeMap<String, Quantity>,
 }
@@ -305,6 +343,10 @@ pub struct ManagedZitadelSpec {
     #[serde(default = "default_zitadel_bootstrap_image")]
     #[schemars(length(min = 1))]
     pub bootstrap_image: String,
+    /// Placement, registry, metadata and resource overrides of the Zitadel
+    /// pods (the server and its init and setup Jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodOverrides>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
@@ -316,6 +358,10 @@ pub struct ZitadelDatabaseSpec {
     /// Secret with the connection settings; required when `mode: External`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretRef>,
+    /// Placement, registry, metadata and resource overrides of the bundled
+    /// PostgreSQL pod (`mode: Bundled` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodOverrides>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema, Default)]
@@ -373,6 +419,9 @@ pub struct CalloutSpec {
     /// introspect opaque tokens. Absent: only JWT access tokens are accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introspection_credentials: Option<SecretRef>,
+    /// Placement, registry, metadata and resource overrides of the callout pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodOverrides>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
@@ -386,6 +435,9 @@ pub struct OperatorSpec {
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 9))]
     pub replicas: i32,
+    /// Placement, registry, metadata and resource overrides of the operator pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodOverrides>,
 }
 
 // ---------------------------------------------------------------- agents
@@ -410,6 +462,9 @@ pub struct AgentsSpec {
     /// Compute resources of each agent container (small defaults when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ComputeResources>,
+    /// Placement, registry, metadata and resource overrides of the agent pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodOverrides>,
 }
 
 impl Default for AgentsSpec {
@@ -420,6 +475,7 @@ impl Default for AgentsSpec {
             image: default_agent_image(),
             labels: BTreeMap::new(),
             resources: None,
+            pod: None,
         }
     }
 }

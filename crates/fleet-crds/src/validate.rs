@@ -17,6 +17,8 @@
 //! API server (or the kubelet) would apply to it, so a spec that passes
 //! here is not refused later with a raw API error.
 
+pub mod nats_config;
+pub mod overrides;
 pub mod quantity;
 pub mod syntax;
 
@@ -26,6 +28,7 @@ use std::ops::RangeInclusive;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+use crate::pod_overrides::Workload;
 use crate::stack::*;
 use syntax::ResourceKind;
 
@@ -96,6 +99,9 @@ pub fn validate_spec(spec: &FleetStackSpec) -> Result<(), Vec<SpecError>> {
             SERVER_REPLICAS,
             &mut errors,
         );
+        if let Some(pod) = &operator.pod {
+            overrides::check(Workload::Operator, pod, None, &mut errors);
+        }
     }
     if let Some(agents) = &spec.agents {
         check_agents(agents, spec, &mut errors);
@@ -157,6 +163,11 @@ fn check_nats(nats: &NatsSpec, spec: &FleetStackSpec, errors: &mut Vec<SpecError
             format!("{why} (a StorageClass name)"),
         ));
     }
+    check_jetstream_limits(&nats.jetstream, errors);
+    nats_config::check(nats, errors);
+    if let Some(pod) = &nats.pod {
+        overrides::check(Workload::Nats, pod, nats.resources.as_ref(), errors);
+    }
     if nats.auth.mode == NatsAuthMode::Callout {
         if spec.callout.is_none() {
             errors.push(err(
@@ -170,6 +181,34 @@ fn check_nats(nats: &NatsSpec, spec: &FleetStackSpec, errors: &mut Vec<SpecError
                 "Callout requires spec.identity (the issuer the callout checks tokens against)",
             ));
         }
+    }
+}
+
+/// Most streams of the FLEET account (the schema carries the same range).
+pub const MAX_STREAMS: RangeInclusive<i32> = 1..=100_000;
+
+fn check_jetstream_limits(js: &JetStreamSpec, errors: &mut Vec<SpecError>) {
+    if let Some(q) = &js.max_memory_store {
+        check_storage_size("spec.nats.jetstream.maxMemoryStore", q, errors);
+    }
+    if let Some(q) = &js.max_file_store {
+        check_storage_size("spec.nats.jetstream.maxFileStore", q, errors);
+        // More than the volume holds would let JetStream accept writes the
+        // disk cannot take.
+        if let (Ok(max), Ok(size)) = (quantity::parse(&q.0), quantity::parse(&js.storage_size.0))
+            && max.compare(&size) == Some(Ordering::Greater)
+        {
+            errors.push(err(
+                "spec.nats.jetstream.maxFileStore",
+                format!(
+                    "{} must not exceed spec.nats.jetstream.storageSize {} (the volume)",
+                    q.0, js.storage_size.0
+                ),
+            ));
+        }
+    }
+    if let Some(n) = js.max_streams {
+        check_range("spec.nats.jetstream.maxStreams", n, MAX_STREAMS, errors);
     }
 }
 
@@ -200,6 +239,18 @@ fn check_identity(identity: &IdentitySpec, errors: &mut Vec<SpecError>) {
             &managed.bootstrap_image,
             errors,
         );
+        if let Some(pod) = &managed.pod {
+            overrides::check(Workload::Zitadel, pod, None, errors);
+        }
+        if let Some(pod) = &managed.database.pod {
+            if managed.database.mode == DatabaseMode::External {
+                errors.push(err(
+                    "spec.identity.managed.database.pod",
+                    "only with mode: Bundled (an external database runs no pod of ours)",
+                ));
+            }
+            overrides::check(Workload::ZitadelDatabase, pod, None, errors);
+        }
         match (managed.database.mode, &managed.database.secret_ref) {
             (DatabaseMode::External, None) => errors.push(err(
                 "spec.identity.managed.database.secretRef",
@@ -267,6 +318,9 @@ fn check_callout(callout: &CalloutSpec, spec: &FleetStackSpec, errors: &mut Vec<
     if let Some(secret) = &callout.introspection_credentials {
         check_secret_ref("spec.callout.introspectionCredentials.name", secret, errors);
     }
+    if let Some(pod) = &callout.pod {
+        overrides::check(Workload::Callout, pod, None, errors);
+    }
 }
 
 fn check_agents(agents: &AgentsSpec, spec: &FleetStackSpec, errors: &mut Vec<SpecError>) {
@@ -303,6 +357,17 @@ fn check_agents(agents: &AgentsSpec, spec: &FleetStackSpec, errors: &mut Vec<Spe
     }
     if let Some(res) = &agents.resources {
         check_resources("spec.agents.resources", res, errors);
+    }
+    if let Some(pod) = &agents.pod {
+        overrides::check(Workload::Agents, pod, agents.resources.as_ref(), errors);
+        // spec.agents.labels are the agents' fleet identity and go on the
+        // pods too: one key in both would be two values for one label.
+        for key in pod.labels.keys().filter(|k| agents.labels.contains_key(*k)) {
+            errors.push(err(
+                format!("spec.agents.pod.labels[{key:?}]"),
+                "also in spec.agents.labels (which label the pods already): set it once",
+            ));
+        }
     }
 }
 
@@ -407,7 +472,7 @@ fn check_storage_size(path: &str, q: &Quantity, errors: &mut Vec<SpecError>) {
 /// `ValidateResourceRequirements`: known resource names, non-negative
 /// quantities, requests <= limits (== for resources that cannot be
 /// overcommitted, which also need a limit), extended resources whole.
-fn check_resources(path: &str, res: &ComputeResources, errors: &mut Vec<SpecError>) {
+pub(crate) fn check_resources(path: &str, res: &ComputeResources, errors: &mut Vec<SpecError>) {
     let parsed_requests = parse_all(&format!("{path}.requests"), &res.requests, errors);
     let parsed_limits = parse_all(&format!("{path}.limits"), &res.limits, errors);
     for (name, (kind, request)) in &parsed_requests {

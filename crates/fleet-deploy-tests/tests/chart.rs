@@ -521,6 +521,64 @@ fn set_flags_override_values_like_helm() {
     );
 }
 
+/// Issue 17 item 3: one PodMonitor per component with metrics, selecting
+/// exactly the pods the reconciler labels for that component, on the
+/// container port the Scores name `http`, at the path each serves.
+#[test]
+fn pod_monitors_select_each_components_pods_by_the_reconcilers_labels() {
+    use fleet_scores::Component;
+    let r = helm_template("fleet", NS, &["--set", "podMonitors.enabled=true"]).expect("renders");
+    let monitors = r.of_kind("PodMonitor");
+    let mut seen = BTreeSet::new();
+    for m in &monitors {
+        let selector = &m["spec"]["selector"]["matchLabels"];
+        assert_eq!(
+            selector[fleet_scores::labels::MANAGED_BY].as_str(),
+            Some(fleet_scores::labels::FIELD_MANAGER)
+        );
+        let component = selector[fleet_scores::labels::COMPONENT]
+            .as_str()
+            .expect("component label")
+            .to_string();
+        let endpoint = &m["spec"]["podMetricsEndpoints"][0];
+        assert_eq!(endpoint["port"].as_str(), Some("http"), "{component}");
+        let path = endpoint["path"].as_str().expect("path");
+        let want = if component == Component::Identity.name() {
+            "/debug/metrics"
+        } else {
+            "/metrics"
+        };
+        assert_eq!(path, want, "{component}");
+        assert_eq!(m["spec"]["namespaceSelector"]["any"].as_bool(), Some(true));
+        seen.insert(component);
+    }
+    let want: BTreeSet<String> = [Component::Callout, Component::Operator, Component::Identity]
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    assert_eq!(seen, want);
+    // Watching one namespace scrapes only there.
+    let r = helm_template(
+        "fleet",
+        NS,
+        &[
+            "--set",
+            "podMonitors.enabled=true",
+            "--set",
+            "watchNamespace=edge",
+        ],
+    )
+    .expect("renders");
+    for m in r.of_kind("PodMonitor") {
+        assert_eq!(
+            m["spec"]["namespaceSelector"]["matchNames"][0].as_str(),
+            Some("edge")
+        );
+    }
+    // Off by default.
+    assert!(render_default().of_kind("PodMonitor").is_empty());
+}
+
 /// The schema refuses bad values before anything renders, naming the key.
 #[test]
 fn schema_rejects_bad_values() {

@@ -168,6 +168,7 @@ pub fn operator(stack: &FleetStack, shared: &Shared) -> Option<FleetOperatorScor
         stack: shared.stack.clone(),
         spec: stack.spec.operator.clone()?,
         expected_agents: shared.expected_agents.clone(),
+        nats_servers: stack.spec.nats.as_ref().map_or(0, |n| n.replicas),
     })
 }
 
@@ -245,6 +246,7 @@ mod tests {
                 ..Default::default()
             }),
             callout: Some(CalloutSpec {
+                pod: None,
                 image: "c".into(),
                 replicas: 1,
                 audience: Some("fleet-nats".into()),
@@ -252,6 +254,7 @@ mod tests {
                 introspection_credentials: None,
             }),
             operator: Some(OperatorSpec {
+                pod: None,
                 image: "o".into(),
                 replicas: 1,
             }),

@@ -355,6 +355,7 @@ async fn invalid_specs_are_rejected_by_the_api_or_stalled_naming_the_field() {
     // Controller-side: Vm agents and bad label keys -> Stalled with the path.
     let mut spec = nats_only();
     spec.agents = Some(AgentsSpec {
+        pod: None,
         target: AgentTarget::Vm,
         replicas: 1,
         image: "x".into(),
@@ -425,6 +426,7 @@ async fn only_one_stack_per_namespace_may_run_the_operator() {
     let with_operator = || {
         let mut spec = nats_only();
         spec.operator = Some(fleet_crds::OperatorSpec {
+            pod: None,
             image: "fleetstack/fleet-operator:0.1.0".into(),
             replicas: 1,
         });

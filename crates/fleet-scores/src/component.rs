@@ -182,10 +182,12 @@ fn operator_role_rules() -> Vec<PolicyRule> {
         namespace: "any".into(),
         owner: Default::default(),
         spec: fleet_crds::OperatorSpec {
+            pod: None,
             image: String::new(),
             replicas: 2,
         },
         nats_tls: true,
+        nats_servers: 1,
     })
 }
 

@@ -46,7 +46,9 @@ pub fn from_interpret_error(stack: &str, error: &InterpretError) -> Option<SpecE
             kube::Error::Api(status) => from_api_status(stack, kind, name, status),
             _ => None,
         },
+        InterpretError::Refused(error) => Some(error.clone()),
         InterpretError::Build { .. }
+        | InterpretError::NatsCheck(_)
         | InterpretError::NotOwned { .. }
         | InterpretError::SecretEncoding { .. }
         | InterpretError::SecretInvalid { .. }

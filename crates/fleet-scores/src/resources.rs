@@ -160,10 +160,39 @@ impl<'a> Resources<'a> {
         })
     }
 
+    /// Why the component's pods do not run, if the scheduler says so
+    /// ([`crate::scheduling`]). Asked only while a workload rolls out; a
+    /// failed LIST leaves the rollout message as it is (the reconciler may
+    /// list pods: its wake-up watches do).
+    async fn unschedulable(&self) -> Option<String> {
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(self.client.clone(), &self.stack.namespace);
+        let selector = labels::component_selector(&self.stack.name, self.component.name());
+        match pods
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await
+        {
+            Ok(list) => crate::scheduling::unschedulable(&list.items),
+            Err(e) => {
+                tracing::debug!(error = %e, "listing pods for scheduling state");
+                None
+            }
+        }
+    }
+
     /// Deletes the component's objects that were not added (only when an
     /// existing object was rewritten: see the module docs).
     pub async fn finish(self) -> Result<Applied, InterpretError> {
-        let rolling_out = self.rolling_out();
+        let mut rolling_out = self.rolling_out();
+        if rolling_out.is_some()
+            && let Some(message) = self.unschedulable().await
+        {
+            rolling_out = Some(ProbeOutcome::Failed {
+                reason: crate::scheduling::UNSCHEDULABLE,
+                message: format!("{}: {message}", self.component.name()),
+                latency: std::time::Duration::ZERO,
+            });
+        }
         let deleted = if self.report.updated_existing {
             apply::prune(
                 self.client,
@@ -192,8 +221,17 @@ impl<'a> Resources<'a> {
 /// workload still rolls out (old pods answering) is not Ready yet.
 pub fn after_rollout(probe: ProbeOutcome, rolling_out: Option<ProbeOutcome>) -> ProbeOutcome {
     match (probe.passed(), rolling_out) {
+        // The scheduler's verdict says more than "cannot connect".
+        (false, Some(stuck)) if is_unschedulable(&stuck) => stuck,
         (true, Some(rolling_out)) => rolling_out,
         (true, None) | (false, _) => probe,
+    }
+}
+
+fn is_unschedulable(outcome: &ProbeOutcome) -> bool {
+    match outcome {
+        ProbeOutcome::Failed { reason, .. } => *reason == crate::scheduling::UNSCHEDULABLE,
+        ProbeOutcome::Passed { .. } => false,
     }
 }
 
@@ -213,4 +251,37 @@ pub async fn remove_component<T: KubernetesTopology>(
         &BTreeSet::new(),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn failed(reason: &'static str, message: &str) -> ProbeOutcome {
+        ProbeOutcome::Failed {
+            reason,
+            message: message.into(),
+            latency: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn the_schedulers_verdict_wins_over_a_failed_connect() {
+        let probe = failed("ConnectFailed", "nats: connection refused");
+        let stuck = failed(
+            crate::scheduling::UNSCHEDULABLE,
+            "nats: pods cannot be scheduled",
+        );
+        assert_eq!(after_rollout(probe.clone(), Some(stuck.clone())), stuck);
+        // A plain rollout does not hide what the probe found.
+        let rolling = failed(crate::rollout::ROLLING_OUT, "nats: 0 of 1 ready");
+        assert_eq!(after_rollout(probe.clone(), Some(rolling)), probe);
+        let passed = ProbeOutcome::Passed {
+            latency: Duration::ZERO,
+            message: String::new(),
+        };
+        assert_eq!(after_rollout(passed, Some(stuck.clone())), stuck);
+    }
 }

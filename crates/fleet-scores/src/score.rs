@@ -164,6 +164,14 @@ pub enum InterpretError {
     SecretRace { namespace: String, name: String },
     #[error(transparent)]
     Topology(#[from] TopologyError),
+    /// The spec produced something a checker refused before it was
+    /// applied (nats-server -t on the merged nats.conf): Stalled, the
+    /// field named, nothing rolls.
+    #[error("{0}")]
+    Refused(fleet_crds::SpecError),
+    /// The merged nats.conf could not be checked at all.
+    #[error(transparent)]
+    NatsCheck(#[from] crate::nats::server_check::CheckError),
 }
 
 impl InterpretError {
@@ -178,6 +186,8 @@ impl InterpretError {
             }
             InterpretError::SecretRace { .. } => "SecretRace",
             InterpretError::Topology(_) => "TopologyError",
+            InterpretError::Refused(_) => "InvalidSpec",
+            InterpretError::NatsCheck(_) => "NatsConfigUncheckable",
         }
     }
 }

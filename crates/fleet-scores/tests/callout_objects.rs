@@ -18,6 +18,7 @@ fn input(replicas: i32, introspection: bool) -> CalloutInput {
         namespace: "fleet".into(),
         owner: common::owner(),
         spec: CalloutSpec {
+            pod: None,
             image: "fleetstack/fleet-callout:0.1.0".into(),
             replicas,
             audience: Some("fleet-nats".into()),

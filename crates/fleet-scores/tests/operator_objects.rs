@@ -23,10 +23,12 @@ fn input(replicas: i32) -> OperatorInput {
         namespace: "fleet".into(),
         owner: common::owner(),
         spec: OperatorSpec {
+            pod: None,
             image: "fleetstack/fleet-operator:0.1.0".into(),
             replicas,
         },
         nats_tls: true,
+        nats_servers: 3,
     }
 }
 
@@ -176,8 +178,23 @@ fn deployment_runs_the_operator_with_its_configuration() {
             "FLEET_OWNER_STACK",
             "POD_NAME",
             "FLEET_HTTP_ADDR",
+            "FLEET_NATS_MONITOR_URLS",
         ])
     );
+    // One monitoring URL per NATS server (the operator serves their
+    // metrics, crates/fleet-operator/src/nats_monitor.rs), each pod by its
+    // headless-Service name.
+    assert_eq!(
+        value(c, "FLEET_NATS_MONITOR_URLS"),
+        "http://demo-nats-0.demo-nats-headless.fleet.svc.cluster.local:8222,\
+         http://demo-nats-1.demo-nats-headless.fleet.svc.cluster.local:8222,\
+         http://demo-nats-2.demo-nats-headless.fleet.svc.cluster.local:8222"
+    );
+    let without = operator::build(&OperatorInput {
+        nats_servers: 0,
+        ..input(1)
+    });
+    assert!(env(container(&without), "FLEET_NATS_MONITOR_URLS").is_none());
 }
 
 #[test]

@@ -27,6 +27,7 @@ fn input(database: ZitadelDatabaseSpec) -> ZitadelInput {
             block_owner_deletion: Some(true),
         },
         spec: ManagedZitadelSpec {
+            pod: None,
             image: fleet_crds::DEFAULT_ZITADEL_IMAGE.into(),
             external_domain: "id.fleet.example".into(),
             database,
@@ -466,6 +467,7 @@ fn bundled_postgres_uses_the_official_image_and_the_write_once_password() {
 #[test]
 fn external_database_comes_from_the_secret_ref_and_no_postgres_is_built() {
     let o = zitadel::build(&input(ZitadelDatabaseSpec {
+        pod: None,
         mode: DatabaseMode::External,
         secret_ref: Some(SecretRef {
             name: "pg-conn".into(),
@@ -602,6 +604,7 @@ fn no_pod_of_the_identity_component_gets_service_link_variables() {
     for i in [
         bundled(),
         input(ZitadelDatabaseSpec {
+            pod: None,
             mode: DatabaseMode::External,
             secret_ref: Some(SecretRef {
                 name: "pg-conn".into(),

@@ -77,6 +77,7 @@ fn input(ns: &str) -> ZitadelInput {
             block_owner_deletion: Some(true),
         },
         spec: ManagedZitadelSpec {
+            pod: None,
             image: fleet_crds::DEFAULT_ZITADEL_IMAGE.into(),
             external_domain: "id.example".into(),
             database: Default::default(),

@@ -101,6 +101,7 @@ pub fn callout_stack(
         nats: Some(nats),
         identity: Some(identity),
         callout: Some(CalloutSpec {
+            pod: None,
             image: crate::image("fleet-callout"),
             replicas: 1,
             audience: audience.map(str::to_string),
@@ -108,6 +109,7 @@ pub fn callout_stack(
             introspection_credentials: None,
         }),
         operator: Some(OperatorSpec {
+            pod: None,
             image: crate::image("fleet-operator"),
             replicas: 1,
         }),

@@ -96,6 +96,7 @@ async fn kubectl_fleet_status_agents_and_ping_against_a_real_stack() {
     let spec = |agents: i32| FleetStackSpec {
         nats: Some(NatsSpec::default()),
         operator: Some(OperatorSpec {
+            pod: None,
             image: image("fleet-operator"),
             replicas: 1,
         }),

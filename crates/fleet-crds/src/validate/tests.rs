@@ -57,6 +57,7 @@ fn a_nats_only_stack_and_the_defaults_are_valid() {
             ..callout()
         }),
         operator: Some(OperatorSpec {
+            pod: None,
             image: DEFAULT_OPERATOR_IMAGE.into(),
             replicas: 1,
         }),
@@ -107,6 +108,7 @@ fn agents_without_nats_and_bad_labels_are_reported() {
 
 fn managed(database: ZitadelDatabaseSpec) -> ManagedZitadelSpec {
     ManagedZitadelSpec {
+        pod: None,
         image: DEFAULT_ZITADEL_IMAGE.into(),
         external_domain: "id.example.com".into(),
         database,
@@ -124,6 +126,7 @@ fn identity_needs_exactly_one_source() {
     let spec = FleetStackSpec {
         identity: Some(IdentitySpec {
             managed: Some(managed(ZitadelDatabaseSpec {
+                pod: None,
                 mode: DatabaseMode::External,
                 secret_ref: None,
             })),
@@ -297,6 +300,7 @@ fn images_secret_names_and_env_text_are_checked() {
             ..callout()
         }),
         operator: Some(OperatorSpec {
+            pod: None,
             image: " fleet-operator".into(),
             replicas: 10,
         }),
@@ -385,6 +389,7 @@ fn external_identity() -> IdentitySpec {
 
 fn callout() -> CalloutSpec {
     CalloutSpec {
+        pod: None,
         image: "c".into(),
         replicas: 1,
         audience: None,
@@ -446,4 +451,178 @@ fn key_paths_quote_names_that_would_read_as_segments() {
     assert_eq!(key_path("r", "ephemeral-storage"), "r.ephemeral-storage");
     assert_eq!(key_path("r", "example.com/gpu"), "r[\"example.com/gpu\"]");
     assert_eq!(key_path("r", "hugepages-2Mi"), "r[\"hugepages-2Mi\"]");
+}
+
+fn nats_with_pod(pod: PodOverrides) -> FleetStackSpec {
+    FleetStackSpec {
+        nats: Some(NatsSpec {
+            pod: Some(pod),
+            ..NatsSpec::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn yaml_pod(yaml: &str) -> PodOverrides {
+    serde_yaml::from_str(yaml).expect("PodOverrides YAML")
+}
+
+#[test]
+fn pod_overrides_that_the_api_server_accepts_pass() {
+    let pod = yaml_pod(
+        r#"
+nodeSelector: {fleet.example/pool: edge}
+tolerations:
+  - {key: dedicated, operator: Equal, value: fleet, effect: NoSchedule}
+  - {operator: Exists}
+affinity:
+  nodeAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      nodeSelectorTerms:
+        - matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [amd64]}]
+topologySpreadConstraints:
+  - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway}
+priorityClassName: fleet-critical
+imagePullSecrets: [{name: mirror}]
+labels: {team: edge}
+annotations: {example.com/owner: edge}
+serviceAccountAnnotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::1:role/x"}
+resources:
+  nats: {requests: {cpu: 100m, memory: 128Mi}}
+"#,
+    );
+    assert_eq!(paths(&nats_with_pod(pod)), Vec::<String>::new());
+}
+
+#[test]
+fn every_bad_override_is_refused_naming_its_field() {
+    let pod = yaml_pod(
+        r#"
+nodeSelector: {"bad key!": x}
+tolerations:
+  - {key: a, operator: Maybe}
+  - {operator: Exists, value: x}
+  - {key: a, effect: NoSchedule, tolerationSeconds: 5}
+affinity:
+  podAntiAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 0
+        podAffinityTerm: {topologyKey: ""}
+topologySpreadConstraints:
+  - {maxSkew: 0, topologyKey: zone, whenUnsatisfiable: Never}
+priorityClassName: Not_A_Name
+imagePullSecrets: [{name: ""}]
+labels: {app.kubernetes.io/instance: other, fleet.nationtech.io/x: y}
+annotations: {fleet.nationtech.io/config-hash: forged}
+resources:
+  sidecar: {requests: {cpu: 1m}}
+  nats: {requests: {cpu: 2}, limits: {cpu: 1}}
+"#,
+    );
+    let got = paths(&nats_with_pod(pod));
+    for want in [
+        "spec.nats.pod.nodeSelector[\"bad key!\"]",
+        "spec.nats.pod.tolerations[0].operator",
+        "spec.nats.pod.tolerations[1].value",
+        "spec.nats.pod.tolerations[2].tolerationSeconds",
+        "spec.nats.pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight",
+        "spec.nats.pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey",
+        "spec.nats.pod.topologySpreadConstraints[0].maxSkew",
+        "spec.nats.pod.topologySpreadConstraints[0].whenUnsatisfiable",
+        "spec.nats.pod.priorityClassName",
+        "spec.nats.pod.imagePullSecrets[0].name",
+        "spec.nats.pod.labels[\"app.kubernetes.io/instance\"]",
+        "spec.nats.pod.labels[\"fleet.nationtech.io/x\"]",
+        "spec.nats.pod.annotations[\"fleet.nationtech.io/config-hash\"]",
+        "spec.nats.pod.resources.sidecar",
+        "spec.nats.pod.resources.nats.requests.cpu",
+    ] {
+        assert!(got.contains(&want.to_string()), "{want} not in {got:#?}");
+    }
+}
+
+#[test]
+fn main_container_resources_are_set_in_one_place() {
+    let mut spec = nats_with_pod(yaml_pod("resources: {nats: {requests: {cpu: 1m}}}"));
+    spec.nats.as_mut().expect("nats").resources = Some(ComputeResources::default());
+    assert_eq!(paths(&spec), vec!["spec.nats.pod.resources.nats"]);
+}
+
+#[test]
+fn service_account_annotations_need_a_service_account() {
+    let spec = FleetStackSpec {
+        identity: Some(IdentitySpec {
+            managed: Some(ManagedZitadelSpec {
+                pod: Some(yaml_pod("serviceAccountAnnotations: {a.example/b: c}")),
+                ..managed(ZitadelDatabaseSpec::default())
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(
+        paths(&spec),
+        vec!["spec.identity.managed.pod.serviceAccountAnnotations"]
+    );
+}
+
+#[test]
+fn nats_config_keys_we_own_are_refused_by_name() {
+    let nats = NatsSpec {
+        config: BTreeMap::from([
+            ("max_payload".to_string(), "2MB".to_string()),
+            ("Accounts".to_string(), "{}".to_string()),
+            ("jetstream.max_buffered_msgs".to_string(), "100".to_string()),
+            ("cluster.pool_size".to_string(), "3".to_string()),
+            (
+                "write_deadline".to_string(),
+                "1s\nlisten: 0.0.0.0:1".to_string(),
+            ),
+        ]),
+        ..NatsSpec::default()
+    };
+    let spec = FleetStackSpec {
+        nats: Some(nats),
+        ..Default::default()
+    };
+    let got = messages(&spec);
+    assert!(
+        got.iter()
+            .any(|m| m
+                .starts_with("spec.nats.config[\"Accounts\"]: Accounts is set by the reconciler")),
+        "{got:#?}"
+    );
+    assert!(got.iter().any(|m| m.starts_with(
+        "spec.nats.config[\"jetstream.max_buffered_msgs\"]: requires spec.nats.jetstream.enabled"
+    )));
+    assert!(got.iter().any(|m| {
+        m.starts_with("spec.nats.config[\"cluster.pool_size\"]: requires spec.nats.replicas")
+    }));
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("spec.nats.config[\"write_deadline\"]: not one nats.conf value"))
+    );
+    assert_eq!(got.len(), 4, "{got:#?}");
+}
+
+#[test]
+fn jetstream_limits_stay_within_the_volume() {
+    let mut nats = NatsSpec::default();
+    nats.jetstream.max_file_store = Some(Quantity("2Gi".into()));
+    nats.jetstream.max_memory_store = Some(Quantity("0".into()));
+    nats.jetstream.max_streams = Some(0);
+    nats.server_tags = vec!["az:1".into(), "bad\"tag".into()];
+    let spec = FleetStackSpec {
+        nats: Some(nats),
+        ..Default::default()
+    };
+    assert_eq!(
+        paths(&spec),
+        vec![
+            "spec.nats.jetstream.maxMemoryStore",
+            "spec.nats.jetstream.maxFileStore",
+            "spec.nats.jetstream.maxStreams",
+            "spec.nats.serverTags[1]",
+        ]
+    );
 }

@@ -22,6 +22,7 @@ use crate::apply::DesiredObject;
 use crate::callout::agent_env;
 use crate::labels;
 use crate::pod;
+use crate::pod_overrides::{self, Defaults};
 use crate::score::InterpretError;
 
 /// The label value of this component's objects.
@@ -230,7 +231,7 @@ pub fn build(input: &AgentsInput) -> AgentObjects {
         input.nats_tls,
         "FLEET_NATS_CA_FILE",
     );
-    let statefulset = StatefulSet {
+    let mut statefulset = StatefulSet {
         metadata: meta(input, &names.statefulset),
         spec: Some(StatefulSetSpec {
             replicas: Some(input.spec.replicas),
@@ -253,12 +254,15 @@ pub fn build(input: &AgentsInput) -> AgentObjects {
         ..Default::default()
     };
 
+    pod_overrides::apply(&mut statefulset, input.spec.pod.as_ref(), &Defaults::none());
+    let mut service_account = ServiceAccount {
+        metadata: meta(input, &names.service_account),
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    };
+    pod_overrides::annotate_service_account(&mut service_account, input.spec.pod.as_ref());
     AgentObjects {
-        service_account: ServiceAccount {
-            metadata: meta(input, &names.service_account),
-            automount_service_account_token: Some(false),
-            ..Default::default()
-        },
+        service_account,
         headless_service: Service {
             metadata: meta(input, &names.headless_service),
             spec: Some(ServiceSpec {
@@ -292,6 +296,7 @@ mod tests {
                 block_owner_deletion: Some(true),
             },
             spec: AgentsSpec {
+                pod: None,
                 target: AgentTarget::Pod,
                 replicas,
                 image: "fleetstack/fleet-agent:0.1.0".into(),

@@ -22,6 +22,7 @@ use crate::apply::DesiredObject;
 use crate::labels;
 use crate::nats::{self, NatsNames};
 use crate::pod;
+use crate::pod_overrides::{self, Defaults};
 use crate::score::InterpretError;
 
 /// The label value of this component's objects.
@@ -192,11 +193,12 @@ fn env(input: &CalloutInput) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
 pub fn build(input: &CalloutInput) -> CalloutObjects {
     let names = CalloutNames::new(&input.stack);
     let selector = labels::selector_labels(&input.stack, COMPONENT);
-    let service_account = ServiceAccount {
+    let mut service_account = ServiceAccount {
         metadata: meta(input, &names.service_account),
         automount_service_account_token: Some(false),
         ..Default::default()
     };
+    pod_overrides::annotate_service_account(&mut service_account, input.spec.pod.as_ref());
     let service = Service {
         metadata: meta(input, &names.service),
         spec: Some(ServiceSpec {
@@ -230,7 +232,7 @@ pub fn build(input: &CalloutInput) -> CalloutObjects {
         path: k.into(),
         ..Default::default()
     };
-    let deployment = Deployment {
+    let mut deployment = Deployment {
         metadata: meta(input, &names.deployment),
         spec: Some(pod::deployment_spec(
             &input.stack,
@@ -263,6 +265,7 @@ pub fn build(input: &CalloutInput) -> CalloutObjects {
         )),
         ..Default::default()
     };
+    pod_overrides::apply(&mut deployment, input.spec.pod.as_ref(), &Defaults::none());
     CalloutObjects {
         service_account,
         service,

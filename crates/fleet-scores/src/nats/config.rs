@@ -178,7 +178,7 @@ pub fn render(input: &ConfigInput<'_>) -> String {
         None => c.push_str(&accounts_block(input.spec.jetstream.enabled)),
         Some(callout) => c.push_str(&callout_block(input.spec.jetstream.enabled, callout)),
     }
-    c
+    super::user_config::merge(c, input.spec)
 }
 
 fn cluster_block(input: &ConfigInput<'_>) -> String {

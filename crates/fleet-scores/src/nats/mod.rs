@@ -11,6 +11,8 @@ pub mod config;
 pub mod objects;
 pub mod probe;
 pub mod reload;
+pub mod server_check;
+pub mod user_config;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -393,6 +395,7 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret<'_> {
         };
         let objects = build_with_tls(&input, tls.as_ref().map(|t| &t.input))
             .with_credentials_hash(Some(&hash));
+        server_check::refuse_rejected(&objects.config, &s.spec).await?;
         resources.desire(&objects.services()?);
         resources.apply(&objects.workload()?).await?;
         let applied = resources.finish().await?;

@@ -27,6 +27,7 @@ use super::config::{self, CLIENT_PORT, CLUSTER_PORT, MONITOR_PORT};
 use crate::apply::{DesiredObject, hex};
 use crate::labels::{self, CONFIG_HASH};
 use crate::pod;
+use crate::pod_overrides::{self, Defaults};
 use crate::score::InterpretError;
 
 /// The label value of this component's objects.
@@ -244,11 +245,12 @@ pub fn build_with_tls(input: &NatsInput, tls: Option<&NatsTlsInput>) -> NatsObje
     let config_hash = hex(&Sha256::digest(config.as_bytes()));
     let selector = labels::selector_labels(&input.stack, COMPONENT);
 
-    let service_account = ServiceAccount {
+    let mut service_account = ServiceAccount {
         metadata: meta(input, &names.service_account),
         automount_service_account_token: Some(false),
         ..Default::default()
     };
+    pod_overrides::annotate_service_account(&mut service_account, input.spec.pod.as_ref());
     let config_map = ConfigMap {
         metadata: meta(input, &names.config_map),
         data: Some(BTreeMap::from([(
@@ -311,7 +313,12 @@ pub fn build_with_tls(input: &NatsInput, tls: Option<&NatsTlsInput>) -> NatsObje
         }),
         ..Default::default()
     });
-    let statefulset = statefulset(input, &names, &selector, &config_hash, route_env, tls);
+    let mut statefulset = statefulset(input, &names, &selector, &config_hash, route_env, tls);
+    pod_overrides::apply(
+        &mut statefulset,
+        input.spec.pod.as_ref(),
+        &Defaults::nats(&input.stack, COMPONENT),
+    );
     NatsObjects {
         service_account,
         config_map,

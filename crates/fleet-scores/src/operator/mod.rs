@@ -35,6 +35,9 @@ pub struct FleetOperatorScore {
     /// once every component is Ready (the follow-up check); empty = only
     /// `/readyz` is probed.
     pub expected_agents: Vec<String>,
+    /// `spec.nats.replicas` (0 without NATS): servers whose metrics the
+    /// operator serves.
+    pub nats_servers: i32,
 }
 
 impl FleetOperatorScore {
@@ -45,6 +48,7 @@ impl FleetOperatorScore {
             owner: self.stack.owner.clone(),
             spec: self.spec.clone(),
             nats_tls: self.stack.nats_tls,
+            nats_servers: self.nats_servers,
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::apply::DesiredObject;
 use crate::labels;
 use crate::nats::{self, NatsNames};
 use crate::pod;
+use crate::pod_overrides::{self, Defaults};
 use crate::score::InterpretError;
 
 /// The label value of this component's objects.
@@ -56,6 +57,9 @@ pub struct OperatorInput {
     /// The stack's NATS speaks TLS: the CA is mounted and
     /// `FLEET_NATS_CA_FILE` points at it.
     pub nats_tls: bool,
+    /// `spec.nats.replicas`: the operator polls each server's monitoring
+    /// endpoint for the NATS metrics it serves (docs/adr/0071).
+    pub nats_servers: i32,
 }
 
 impl OperatorInput {
@@ -217,6 +221,9 @@ pub fn env(input: &OperatorInput) -> Vec<EnvVar> {
         pod::field_env("POD_NAME", "metadata.name"),
         pod::env("FLEET_HTTP_ADDR", format!("0.0.0.0:{HTTP_PORT}")),
     ];
+    if input.nats_servers > 0 {
+        env.push(pod::env("FLEET_NATS_MONITOR_URLS", monitor_urls(input)));
+    }
     if input.leader_election() {
         env.push(pod::env("FLEET_LEADER_ELECTION", "true"));
         env.push(pod::env(
@@ -227,11 +234,30 @@ pub fn env(input: &OperatorInput) -> Vec<EnvVar> {
     env
 }
 
+/// Each NATS server's monitoring base URL, through the headless Service
+/// (one per pod: the metrics are per server, the client Service would
+/// answer from whichever server it picks).
+pub fn monitor_urls(input: &OperatorInput) -> String {
+    let nats = NatsNames::new(&input.stack);
+    (0..input.nats_servers)
+        .map(|i| {
+            format!(
+                "http://{}-{i}.{}.{}.svc.cluster.local:{}",
+                nats.statefulset,
+                nats.headless_service,
+                input.namespace,
+                nats::config::MONITOR_PORT
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Builds every desired object (pure).
 pub fn build(input: &OperatorInput) -> OperatorObjects {
     let names = OperatorNames::new(&input.stack);
     let selector = labels::selector_labels(&input.stack, COMPONENT);
-    let service_account = ServiceAccount {
+    let mut service_account = ServiceAccount {
         metadata: meta(input, &names.service_account),
         // Off by default like every other component's account; the
         // operator's pods opt in below (the pod field wins), so the token is
@@ -239,6 +265,7 @@ pub fn build(input: &OperatorInput) -> OperatorObjects {
         automount_service_account_token: Some(false),
         ..Default::default()
     };
+    pod_overrides::annotate_service_account(&mut service_account, input.spec.pod.as_ref());
     let role = Role {
         metadata: meta(input, &names.role),
         rules: Some(rules(input)),
@@ -318,7 +345,7 @@ pub fn build(input: &OperatorInput) -> OperatorObjects {
         input.nats_tls,
         "FLEET_NATS_CA_FILE",
     );
-    let deployment = Deployment {
+    let mut deployment = Deployment {
         metadata: meta(input, &names.deployment),
         spec: Some(DeploymentSpec {
             // Without leader election a rolling update would run the old and
@@ -340,6 +367,7 @@ pub fn build(input: &OperatorInput) -> OperatorObjects {
         }),
         ..Default::default()
     };
+    pod_overrides::apply(&mut deployment, input.spec.pod.as_ref(), &Defaults::none());
     OperatorObjects {
         service_account,
         role,

@@ -34,6 +34,7 @@ use std::collections::BTreeMap;
 use crate::apply::DesiredObject;
 use crate::labels;
 use crate::pod;
+use crate::pod_overrides::{self, Defaults};
 use crate::score::InterpretError;
 
 /// The label value of this component's objects.
@@ -528,7 +529,7 @@ fn postgres(input: &ZitadelInput, names: &ZitadelNames) -> (Service, StatefulSet
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Default::default()
     };
-    let statefulset = StatefulSet {
+    let mut statefulset = StatefulSet {
         metadata: meta(input, &names.db_statefulset),
         spec: Some(StatefulSetSpec {
             replicas: Some(1),
@@ -579,6 +580,11 @@ fn postgres(input: &ZitadelInput, names: &ZitadelNames) -> (Service, StatefulSet
         }),
         ..Default::default()
     };
+    pod_overrides::apply(
+        &mut statefulset,
+        input.spec.database.pod.as_ref(),
+        &Defaults::none(),
+    );
     (service, statefulset)
 }
 
@@ -589,13 +595,13 @@ pub fn build(input: &ZitadelInput) -> ZitadelObjects {
         || input.spec.database.secret_ref.is_none())
     .then(|| postgres(input, &names));
 
-    let init_job = job(
+    let mut init_job = job(
         input,
         &names.init_job,
         zitadel_container(input, &names, &["init"]),
     );
     let (setup_service_account, setup_role, setup_role_binding) = setup_rbac(input, &names);
-    let setup_job = setup_job(input, &names);
+    let mut setup_job = setup_job(input, &names);
 
     let selector = labels::selector_labels(&input.stack, COMPONENT);
     let mut pod_labels = labels::component_labels(&input.stack, COMPONENT);
@@ -618,7 +624,7 @@ pub fn build(input: &ZitadelInput) -> ZitadelObjects {
         }),
         ..Default::default()
     };
-    let deployment = Deployment {
+    let mut deployment = Deployment {
         metadata: meta(input, &names.deployment),
         spec: Some(DeploymentSpec {
             replicas: Some(1),
@@ -643,6 +649,10 @@ pub fn build(input: &ZitadelInput) -> ZitadelObjects {
         }),
         ..Default::default()
     };
+    let pod = input.spec.pod.as_ref();
+    pod_overrides::apply(&mut deployment, pod, &Defaults::none());
+    pod_overrides::apply(&mut init_job, pod, &Defaults::none());
+    pod_overrides::apply(&mut setup_job, pod, &Defaults::none());
     ZitadelObjects {
         database,
         init_job,
