@@ -36,6 +36,8 @@ pub const STACK_LABEL: &str = "fleet.nationtech.io/stack";
     doc = "An agent of the fleet, maintained by the fleet-operator from the agent's NATS heartbeats.",
     printcolumn = r#"{"name":"Agent","type":"string","jsonPath":".spec.agentId"}"#,
     printcolumn = r#"{"name":"Connected","type":"boolean","jsonPath":".status.connected"}"#,
+    printcolumn = r#"{"name":"Approved","type":"boolean","priority":1,"jsonPath":".spec.approved","description":"Devices only: may connect (pod agents leave it empty)."}"#,
+    printcolumn = r#"{"name":"Disabled","type":"boolean","priority":1,"jsonPath":".spec.disabled"}"#,
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version"}"#,
     // What a person reads off `kubectl get fleetagents`: connected (or
     // disconnected) since when. The Ready condition flips exactly when
@@ -54,6 +56,24 @@ pub struct FleetAgentSpec {
     /// `_`) get a hash suffix, so this field is the authoritative id.
     #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
     pub agent_id: String,
+    /// A device's public NKey (`U...`, 56 characters), recorded at
+    /// enrollment: the device logs in by signing the server's nonce with the
+    /// matching private key, which never leaves it. Absent for pod agents
+    /// (docs/adr/0080-device-identity-enrollment-revocation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 56, max = 56), regex(pattern = r"^U[A-Z2-7]{55}$"))]
+    pub public_key: Option<String>,
+    /// A device may connect only while approved. Enrollment sets it from the
+    /// token's `autoApprove`; a person or a GitOps commit approves the rest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approved: bool,
+    /// True: the callout refuses the device and disconnects its live
+    /// connection (within a second). Deleting the object does the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+    /// The FleetEnrollmentToken the device enrolled with (its name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment_token: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]

@@ -236,6 +236,7 @@ async fn an_upgraded_operator_adopts_its_unlabelled_agents_and_no_others() {
             name,
             FleetAgentSpec {
                 agent_id: name.into(),
+                ..Default::default()
             },
         );
         let mut labels = BTreeMap::from([(
