@@ -75,10 +75,6 @@ pub struct FleetEnrollmentTokenStatus {
     /// When the last enrollment with this token was accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used_time: Option<Time>,
-    /// Agent ids enrolled with this token, most recent last (at most
-    /// `maxUses`, so bounded).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub enrolled: Vec<String>,
 }
 
 /// What the OpenAPI schema of a 1.20 API server cannot check.

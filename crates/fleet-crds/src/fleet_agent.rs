@@ -112,3 +112,40 @@ pub struct FleetAgentStatus {
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
 }
+
+/// FleetAgent object name for agent id `s` (a valid `fleet_proto::AgentId`):
+/// kept as is when it already is a valid object name, else lower-cased,
+/// `_` -> `-`, plus a hash of the exact id so `Agent_1` and `agent-1` never
+/// share an object. Persisted: never change the result for an id.
+pub fn agent_object_name(s: &str) -> String {
+    let valid = s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && s.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric);
+    if valid {
+        return s.to_string();
+    }
+    let cleaned: String = s
+        .chars()
+        .map(|c| match c {
+            '_' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    let cleaned = cleaned.trim_matches('-');
+    let hash = fnv1a(s.as_bytes());
+    if cleaned.is_empty() {
+        format!("agent-{hash:08x}")
+    } else {
+        format!("{cleaned}-{hash:08x}")
+    }
+}
+
+/// 32-bit FNV-1a: stable across releases and platforms (unlike std's
+/// hasher), which a persisted name needs.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}

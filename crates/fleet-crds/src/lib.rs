@@ -23,7 +23,9 @@ pub use enrollment_token::{
     FleetEnrollmentToken, FleetEnrollmentTokenSpec, FleetEnrollmentTokenStatus, SECRET_HASH_PREFIX,
     TokenSpecError,
 };
-pub use fleet_agent::{FleetAgent, FleetAgentSpec, FleetAgentStatus, STACK_LABEL};
+pub use fleet_agent::{
+    FleetAgent, FleetAgentSpec, FleetAgentStatus, STACK_LABEL, agent_object_name,
+};
 pub use fleet_command::{
     AgentOutcome, AgentResult, CommandSummary, FleetCommand, FleetCommandName, FleetCommandSpec,
     FleetCommandStatus,
