@@ -23,6 +23,10 @@
 //! | `FLEET_CALLOUT_JWKS_MAX_AGE_SECS` | cached keys older than this are refetched | `3600` |
 //! | `FLEET_CALLOUT_CLOCK_LEEWAY_SECS` | tolerated clock skew on `exp`/`nbf` | `10` |
 //! | `FLEET_CALLOUT_MAX_TOKEN_BYTES` | longest token accepted | `4096` |
+//! | `FLEET_CALLOUT_DEVICES_NAMESPACE` | namespace of the stack's FleetAgents and FleetEnrollmentTokens; set (with `_STACK`) = serve device logins (ADR 0080) | unset = no devices |
+//! | `FLEET_CALLOUT_DEVICES_STACK` | the FleetStack whose devices these are (`fleet.nationtech.io/stack` label) | unset |
+//! | `FLEET_CALLOUT_SYSTEM_SEED_FILE` | file holding the user seed (`SU...`) of the callout's system nkey user (SYS account, in `auth_users`): required with devices | unset |
+//! | `FLEET_CALLOUT_SYSTEM_NATS_URL` | NATS URL for the system connection | `FLEET_CALLOUT_NATS_URL` |
 //! | `RUST_LOG` | log filter | `info` |
 
 use std::net::SocketAddr;
@@ -73,6 +77,26 @@ pub struct Settings {
     pub policy: Policy,
     pub http_addr: SocketAddr,
     pub queue_group: String,
+    pub devices: Option<DeviceSettings>,
+}
+
+/// Device logins (ADR 0080). `Debug` shows the system user's public key only.
+pub struct DeviceSettings {
+    pub namespace: String,
+    pub stack: String,
+    pub system_user: KeyPair,
+    pub system_nats_url: String,
+}
+
+impl std::fmt::Debug for DeviceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceSettings")
+            .field("namespace", &self.namespace)
+            .field("stack", &self.stack)
+            .field("system_user", &self.system_user.public_key())
+            .field("system_nats_url", &self.system_nats_url)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -88,6 +112,7 @@ impl std::fmt::Debug for Settings {
             .field("policy", &self.policy)
             .field("http_addr", &self.http_addr)
             .field("queue_group", &self.queue_group)
+            .field("devices", &self.devices)
             .finish()
     }
 }
@@ -187,9 +212,38 @@ impl Settings {
                 detail: e.to_string(),
             })?;
 
+        let nats_url =
+            var("FLEET_CALLOUT_NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+        let devices = match (
+            var("FLEET_CALLOUT_DEVICES_NAMESPACE"),
+            var("FLEET_CALLOUT_DEVICES_STACK"),
+        ) {
+            (None, None) => None,
+            (Some(_), None) => return Err(ConfigError::Missing("FLEET_CALLOUT_DEVICES_STACK")),
+            (None, Some(_)) => return Err(ConfigError::Missing("FLEET_CALLOUT_DEVICES_NAMESPACE")),
+            (Some(namespace), Some(stack)) => {
+                let file = required("FLEET_CALLOUT_SYSTEM_SEED_FILE")?;
+                let seed = read_file("FLEET_CALLOUT_SYSTEM_SEED_FILE", &file)?;
+                let system_user = KeyPair::from_seed(seed.trim())
+                    .ok()
+                    .filter(|k| k.key_pair_type() == KeyPairType::User)
+                    .ok_or_else(|| ConfigError::BadSeed {
+                        var: "FLEET_CALLOUT_SYSTEM_SEED_FILE",
+                        path: file.clone().into(),
+                        expected: "user (SU...)",
+                    })?;
+                Some(DeviceSettings {
+                    namespace,
+                    stack,
+                    system_user,
+                    system_nats_url: var("FLEET_CALLOUT_SYSTEM_NATS_URL")
+                        .unwrap_or_else(|| nats_url.clone()),
+                })
+            }
+        };
+
         Ok(Settings {
-            nats_url: var("FLEET_CALLOUT_NATS_URL")
-                .unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
+            nats_url,
             nats_tls: match var("FLEET_CALLOUT_NATS_CA_FILE") {
                 Some(path) => fleet_proto::client::ClientTls::with_ca_file(path),
                 None => fleet_proto::client::ClientTls::default(),
@@ -206,6 +260,7 @@ impl Settings {
             policy,
             http_addr,
             queue_group: var("FLEET_CALLOUT_QUEUE_GROUP").unwrap_or_else(|| "fleet-callout".into()),
+            devices,
         })
     }
 }
@@ -263,5 +318,35 @@ mod tests {
 
         let err = Settings::from_lookup(|_| None).expect_err("refused");
         assert!(matches!(err, ConfigError::Missing(_)));
+    }
+
+    #[test]
+    fn devices_need_namespace_stack_and_a_system_user_seed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let issuer = dir.path().join("issuer.seed");
+        std::fs::write(&issuer, KeyPair::new_account().seed().expect("seed")).expect("write");
+        let system = KeyPair::new_user();
+        let system_seed = system.seed().expect("seed");
+        let system_path = dir.path().join("system.seed");
+        std::fs::write(&system_path, &system_seed).expect("write");
+        let mut env: HashMap<&str, String> = HashMap::from([
+            ("FLEET_CALLOUT_ISSUER_SEED_FILE", issuer.display().to_string()),
+            ("FLEET_CALLOUT_OIDC_ISSUER", "https://idp/".into()),
+            ("FLEET_CALLOUT_OIDC_AUDIENCE", "fleet".into()),
+            ("FLEET_CALLOUT_NATS_USER", "auth".into()),
+            ("FLEET_CALLOUT_NATS_PASSWORD", "pw".into()),
+            ("FLEET_CALLOUT_DEVICES_NAMESPACE", "fleet".into()),
+        ]);
+        let err = Settings::from_lookup(|k| env.get(k).cloned()).expect_err("no stack");
+        assert!(matches!(err, ConfigError::Missing("FLEET_CALLOUT_DEVICES_STACK")));
+        env.insert("FLEET_CALLOUT_DEVICES_STACK", "demo".into());
+        let err = Settings::from_lookup(|k| env.get(k).cloned()).expect_err("no seed");
+        assert!(matches!(err, ConfigError::Missing("FLEET_CALLOUT_SYSTEM_SEED_FILE")));
+        env.insert("FLEET_CALLOUT_SYSTEM_SEED_FILE", system_path.display().to_string());
+        let s = Settings::from_lookup(|k| env.get(k).cloned()).expect("settings");
+        let d = s.devices.as_ref().expect("devices on");
+        assert_eq!(d.system_user.public_key(), system.public_key());
+        assert_eq!(d.system_nats_url, s.nats_url);
+        assert!(!format!("{s:?}").contains(&system_seed));
     }
 }

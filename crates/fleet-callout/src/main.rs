@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fleet_callout::device::{self, Devices, Directory, Kicker, kube::KubeRegistrar};
 use fleet_callout::{Callout, Metrics, OidcValidator, RequestVerifier, Settings};
 use tokio_util::sync::CancellationToken;
 
@@ -36,8 +37,15 @@ async fn main() -> ExitCode {
         }
     };
     let verifier = RequestVerifier::new(settings.issuer, settings.xkey);
-    let callout = Arc::new(Callout::new(verifier, oidc, settings.policy, metrics));
+    let mut callout = Callout::new(verifier, oidc, settings.policy.clone(), metrics);
     let shutdown = CancellationToken::new();
+    if let Some(device_settings) = &settings.devices {
+        match start_devices(device_settings, &settings.policy, shutdown.clone()).await {
+            Ok(devices) => callout = callout.with_devices(devices),
+            Err(code) => return code,
+        }
+    }
+    let callout = Arc::new(callout);
 
     // Load discovery and keys in the background until it works, so the
     // first agent connects do not pay for it and readiness reflects it.
@@ -123,6 +131,63 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Device logins (ADR 0080): the system connection that kicks revoked
+/// devices, the Kubernetes registrar, and the watches that feed the
+/// directory (in the background until `shutdown`).
+async fn start_devices(
+    settings: &fleet_callout::config::DeviceSettings,
+    policy: &fleet_callout::Policy,
+    shutdown: CancellationToken,
+) -> Result<Arc<Devices>, ExitCode> {
+    let seed = match settings.system_user.seed() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "the system user key has no seed");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let system = match async_nats::ConnectOptions::with_nkey(seed)
+        .name("fleet-callout-system")
+        .retry_on_initial_connect()
+        .connect(settings.system_nats_url.as_str())
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, url = %settings.system_nats_url, "cannot connect the system user to NATS");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let kube = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build a Kubernetes client for the device directory");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let directory = Arc::new(Directory::new());
+    let registrar = KubeRegistrar::new(
+        kube.clone(),
+        &settings.namespace,
+        &settings.stack,
+        policy.budget,
+    );
+    let devices = Arc::new(Devices::new(
+        directory,
+        Arc::new(registrar),
+        Some(Kicker::new(system, policy.target_account.clone())),
+    ));
+    tokio::spawn(device::kube::run_watches(
+        kube,
+        settings.namespace.clone(),
+        settings.stack.clone(),
+        devices.clone(),
+        shutdown,
+    ));
+    tracing::info!(namespace = %settings.namespace, stack = %settings.stack, "serving device logins");
+    Ok(devices)
 }
 
 async fn wait_for_signal() {
