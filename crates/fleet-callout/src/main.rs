@@ -40,7 +40,14 @@ async fn main() -> ExitCode {
     let mut callout = Callout::new(verifier, oidc, settings.policy.clone(), metrics);
     let shutdown = CancellationToken::new();
     if let Some(device_settings) = &settings.devices {
-        match start_devices(device_settings, &settings.policy, shutdown.clone()).await {
+        match start_devices(
+            device_settings,
+            &settings.nats_tls,
+            &settings.policy,
+            shutdown.clone(),
+        )
+        .await
+        {
             Ok(devices) => callout = callout.with_devices(devices),
             Err(code) => return code,
         }
@@ -138,6 +145,7 @@ async fn main() -> ExitCode {
 /// directory (in the background until `shutdown`).
 async fn start_devices(
     settings: &fleet_callout::config::DeviceSettings,
+    tls: &fleet_proto::client::ClientTls,
     policy: &fleet_callout::Policy,
     shutdown: CancellationToken,
 ) -> Result<Arc<Devices>, ExitCode> {
@@ -148,7 +156,8 @@ async fn start_devices(
             return Err(ExitCode::FAILURE);
         }
     };
-    let system = match async_nats::ConnectOptions::with_nkey(seed)
+    let system = match tls
+        .apply(async_nats::ConnectOptions::with_nkey(seed))
         .name("fleet-callout-system")
         .retry_on_initial_connect()
         .connect(settings.system_nats_url.as_str())
