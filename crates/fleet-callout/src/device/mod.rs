@@ -319,7 +319,7 @@ impl Devices {
             .rotate_key(&agent, old_key, &request.public_key)
             .await?;
         if let Some(entry) = self.directory.agent(&agent) {
-            self.apply_agent(
+            self.directory.upsert_agent(
                 agent.clone(),
                 AgentEntry {
                     public_key: Some(request.public_key),
@@ -327,6 +327,10 @@ impl Devices {
                 },
             );
         }
+        // Connections still signed with the old key are dropped: a key is
+        // often rotated because it may have leaked. The device comes back
+        // with the new one.
+        self.kick(agent.clone());
         Ok(Grant::Rotated(agent))
     }
 
