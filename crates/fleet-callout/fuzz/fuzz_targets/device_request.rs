@@ -1,0 +1,37 @@
+//! Feeds arbitrary bytes, as the CONNECT `auth_token` a device (or anyone
+//! reaching the exposed NATS port) sends, to the enrollment / key-rotation
+//! request decoder (ADR 0080). Must never panic; whatever decodes must
+//! re-encode to something that decodes to the same request.
+//! Seeds: `seeds/device_request/` (a valid enrollment and rotation).
+
+#![no_main]
+
+use fleet_proto::device::{
+    DeviceRequest, decode_device_request, encode_enrollment, encode_rotation, is_device_request,
+};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = is_device_request(text);
+    match decode_device_request(text) {
+        Ok(DeviceRequest::Enroll(e)) => {
+            let again = decode_device_request(&encode_enrollment(&e.token, &e.agent_id));
+            assert_eq!(again, Ok(DeviceRequest::Enroll(e)));
+        }
+        Ok(DeviceRequest::Rotate(r)) => {
+            // The signature is carried as text; only the key is re-checked.
+            let again = decode_device_request(&encode_rotation(&r.public_key, &[]));
+            assert!(matches!(again, Ok(DeviceRequest::Rotate(x)) if x.public_key == r.public_key));
+        }
+        Err(e) => {
+            // Error messages never echo the input (it may hold a secret).
+            let msg = e.to_string();
+            if text.len() >= 16 {
+                assert!(!msg.contains(text), "error echoes the input");
+            }
+        }
+    }
+});
