@@ -137,8 +137,15 @@ mod tests {
         assert_eq!(cli.command, Command::Run);
         assert_eq!(cli.config, Some("/etc/fleet-agent/agent.conf".into()));
         let cli = parse(&args(&[
-            "enroll", "--url", "tls://n:4222", "--ca", "/ca.crt", "--token-file", "/t",
-            "--agent-id", "gw-1",
+            "enroll",
+            "--url",
+            "tls://n:4222",
+            "--ca",
+            "/ca.crt",
+            "--token-file",
+            "/t",
+            "--agent-id",
+            "gw-1",
         ]))
         .expect("enroll");
         assert_eq!(

@@ -68,7 +68,9 @@ pub enum AuthConfig {
     Oidc(OidcClientConfig),
     /// A device's own NKey (`<state_dir>/device.nkey`), signing the
     /// server's nonce; checked by the auth callout (ADR 0080).
-    Device { state_dir: PathBuf },
+    Device {
+        state_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -99,7 +99,11 @@ pub fn load_key(dir: &Path) -> Result<KeyPair, DeviceError> {
         path: path.clone(),
         source,
     };
-    let mode = std::fs::metadata(&path).map_err(key_err)?.permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&path)
+        .map_err(key_err)?
+        .permissions()
+        .mode()
+        & 0o777;
     if mode & 0o077 != 0 {
         return Err(DeviceError::KeyFileMode { path, mode });
     }
@@ -119,7 +123,9 @@ fn store_key(dir: &Path, key: &KeyPair) -> Result<(), DeviceError> {
         path: path.clone(),
         source,
     };
-    let seed = key.seed().map_err(|e| DeviceError::Generate(e.to_string()))?;
+    let seed = key
+        .seed()
+        .map_err(|e| DeviceError::Generate(e.to_string()))?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -164,10 +170,7 @@ pub struct DeviceKeySource {
 #[async_trait]
 impl CredentialSource for DeviceKeySource {
     fn describe(&self) -> String {
-        format!(
-            "device key {}",
-            self.state_dir.join(KEY_FILE).display()
-        )
+        format!("device key {}", self.state_dir.join(KEY_FILE).display())
     }
 
     async fn credentials(&self) -> Result<Credentials, CredentialError> {
@@ -217,7 +220,12 @@ async fn one_shot(
     .name(format!("fleet-agent/{what}"))
     .connection_timeout(endpoint.timeout)
     .max_reconnects(Some(0));
-    match endpoint.tls.apply(options).connect(endpoint.url.as_str()).await {
+    match endpoint
+        .tls
+        .apply(options)
+        .connect(endpoint.url.as_str())
+        .await
+    {
         Ok(client) => {
             drop(client);
             Ok(())

@@ -28,7 +28,10 @@ fn main() -> ExitCode {
         Some(path) => match device::read_config_file(path) {
             Ok(v) => v,
             Err(e) => {
-                eprintln!("fleet-agent: reading the config file {}: {e}", path.display());
+                eprintln!(
+                    "fleet-agent: reading the config file {}: {e}",
+                    path.display()
+                );
                 return ExitCode::from(2);
             }
         },
@@ -81,7 +84,10 @@ async fn enroll(args: cli::EnrollArgs, get: &impl Fn(&str) -> Option<String>) ->
         (None, Some(path)) => match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("fleet-agent enroll: reading the token file {}: {e}", path.display());
+                eprintln!(
+                    "fleet-agent enroll: reading the token file {}: {e}",
+                    path.display()
+                );
                 return ExitCode::from(2);
             }
         },
@@ -102,11 +108,7 @@ async fn enroll(args: cli::EnrollArgs, get: &impl Fn(&str) -> Option<String>) ->
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().split('.').next().unwrap_or_default().to_string());
-    let Some(id_text) = args
-        .agent_id
-        .or_else(|| get("FLEET_AGENT_ID"))
-        .or(hostname)
-    else {
+    let Some(id_text) = args.agent_id.or_else(|| get("FLEET_AGENT_ID")).or(hostname) else {
         eprintln!("fleet-agent enroll: --agent-id is required (no hostname to default to)");
         return ExitCode::from(2);
     };
@@ -117,7 +119,9 @@ async fn enroll(args: cli::EnrollArgs, get: &impl Fn(&str) -> Option<String>) ->
             return ExitCode::from(2);
         }
     };
-    let ca = args.ca.or_else(|| get("FLEET_NATS_CA_FILE").map(Into::into));
+    let ca = args
+        .ca
+        .or_else(|| get("FLEET_NATS_CA_FILE").map(Into::into));
     match device::enroll(&endpoint(url, ca), &state_dir, &token, &agent_id).await {
         Ok(public_key) => {
             println!(

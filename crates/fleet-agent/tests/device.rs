@@ -77,7 +77,10 @@ async fn a_device_enrolls_waits_for_approval_serves_and_is_kicked_when_disabled(
     .await
     .expect("enrolled (pending)");
     assert_eq!(key, public_key(&dir));
-    assert_eq!(device::enrolled_agent_id(&dir).expect("recorded"), id("gw-7"));
+    assert_eq!(
+        device::enrolled_agent_id(&dir).expect("recorded"),
+        id("gw-7")
+    );
 
     // The agent in device mode: refused (pending) and retrying.
     let mut config = test_config("gw-7", &stack.nats.url());
@@ -174,9 +177,14 @@ async fn enrollment_with_an_expired_token_is_refused_and_records_nothing() {
     add_token(&devices, "old", true, now() - 10);
     let state = tempfile::tempdir().expect("tmp");
     let dir = state.path().join("state");
-    let err = device::enroll(&endpoint(&stack), &dir, &format!("old.{SECRET}"), &id("gw-8"))
-        .await
-        .expect_err("refused");
+    let err = device::enroll(
+        &endpoint(&stack),
+        &dir,
+        &format!("old.{SECRET}"),
+        &id("gw-8"),
+    )
+    .await
+    .expect_err("refused");
     assert!(matches!(err, DeviceError::Refused { .. }), "{err}");
     assert!(!err.to_string().contains(SECRET));
     assert_eq!(stack.metrics.decisions("denied", "token_expired"), 1);

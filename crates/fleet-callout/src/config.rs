@@ -330,7 +330,10 @@ mod tests {
         let system_path = dir.path().join("system.seed");
         std::fs::write(&system_path, &system_seed).expect("write");
         let mut env: HashMap<&str, String> = HashMap::from([
-            ("FLEET_CALLOUT_ISSUER_SEED_FILE", issuer.display().to_string()),
+            (
+                "FLEET_CALLOUT_ISSUER_SEED_FILE",
+                issuer.display().to_string(),
+            ),
             ("FLEET_CALLOUT_OIDC_ISSUER", "https://idp/".into()),
             ("FLEET_CALLOUT_OIDC_AUDIENCE", "fleet".into()),
             ("FLEET_CALLOUT_NATS_USER", "auth".into()),
@@ -338,11 +341,20 @@ mod tests {
             ("FLEET_CALLOUT_DEVICES_NAMESPACE", "fleet".into()),
         ]);
         let err = Settings::from_lookup(|k| env.get(k).cloned()).expect_err("no stack");
-        assert!(matches!(err, ConfigError::Missing("FLEET_CALLOUT_DEVICES_STACK")));
+        assert!(matches!(
+            err,
+            ConfigError::Missing("FLEET_CALLOUT_DEVICES_STACK")
+        ));
         env.insert("FLEET_CALLOUT_DEVICES_STACK", "demo".into());
         let err = Settings::from_lookup(|k| env.get(k).cloned()).expect_err("no seed");
-        assert!(matches!(err, ConfigError::Missing("FLEET_CALLOUT_SYSTEM_SEED_FILE")));
-        env.insert("FLEET_CALLOUT_SYSTEM_SEED_FILE", system_path.display().to_string());
+        assert!(matches!(
+            err,
+            ConfigError::Missing("FLEET_CALLOUT_SYSTEM_SEED_FILE")
+        ));
+        env.insert(
+            "FLEET_CALLOUT_SYSTEM_SEED_FILE",
+            system_path.display().to_string(),
+        );
         let s = Settings::from_lookup(|k| env.get(k).cloned()).expect("settings");
         let d = s.devices.as_ref().expect("devices on");
         assert_eq!(d.system_user.public_key(), system.public_key());

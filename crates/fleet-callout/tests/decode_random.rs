@@ -214,8 +214,14 @@ fn device_request_seeds_decode_and_mutations_are_refused_cleanly() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/device_request");
     let enroll = std::fs::read_to_string(format!("{dir}/enroll")).expect("seed");
     let rotate = std::fs::read_to_string(format!("{dir}/rotate")).expect("seed");
-    assert!(matches!(decode_device_request(&enroll), Ok(DeviceRequest::Enroll(_))));
-    assert!(matches!(decode_device_request(&rotate), Ok(DeviceRequest::Rotate(_))));
+    assert!(matches!(
+        decode_device_request(&enroll),
+        Ok(DeviceRequest::Enroll(_))
+    ));
+    assert!(matches!(
+        decode_device_request(&rotate),
+        Ok(DeviceRequest::Rotate(_))
+    ));
     let mut rng = StdRng::seed_from_u64(15);
     for seed in [enroll, rotate] {
         for _ in 0..2000 {

@@ -228,7 +228,10 @@ async fn a_device_enrolls_then_logs_in_with_its_key_and_reaches_only_its_subject
         .expect("own heartbeat");
 
     // ...and nothing else.
-    let _other = device.subscribe("fleet.agent.gw-2.>").await.expect("queued");
+    let _other = device
+        .subscribe("fleet.agent.gw-2.>")
+        .await
+        .expect("queued");
     expect_violation(&mut events, "subscription to \"fleet.agent.gw-2.>\"").await;
     let _sys = device.subscribe("$SYS.>").await.expect("queued");
     expect_violation(&mut events, "subscription to \"$SYS.>\"").await;
@@ -257,11 +260,26 @@ async fn enrollment_and_key_logins_are_refused_with_their_reason() {
     forged.signer = KeyPair::new_user();
     refused(&stack, forged, "bad_signature").await;
 
-    refused(&stack, Login::enroll(&key, &token("expired"), "dev-a"), "token_expired").await;
-    refused(&stack, Login::enroll(&key, &token("nope"), "dev-a"), "unknown_token").await;
+    refused(
+        &stack,
+        Login::enroll(&key, &token("expired"), "dev-a"),
+        "token_expired",
+    )
+    .await;
+    refused(
+        &stack,
+        Login::enroll(&key, &token("nope"), "dev-a"),
+        "unknown_token",
+    )
+    .await;
     let wrong_secret =
         BootstrapToken::parse(&format!("two-uses.{}", "x".repeat(40))).expect("token");
-    refused(&stack, Login::enroll(&key, &wrong_secret, "dev-a"), "token_secret_mismatch").await;
+    refused(
+        &stack,
+        Login::enroll(&key, &wrong_secret, "dev-a"),
+        "token_secret_mismatch",
+    )
+    .await;
     let mut garbage = Login::key(&key);
     garbage.auth_token = Some("fleet-enroll-v1.!!".into());
     refused(&stack, garbage, "bad_device_request").await;
@@ -274,16 +292,31 @@ async fn enrollment_and_key_logins_are_refused_with_their_reason() {
     refused(&stack, Login::key(&key), "pending_approval").await;
 
     // Replaying the enrollment (same key, token with a use left).
-    refused(&stack, Login::enroll(&key, &token("two-uses"), "dev-b"), "key_registered").await;
+    refused(
+        &stack,
+        Login::enroll(&key, &token("two-uses"), "dev-b"),
+        "key_registered",
+    )
+    .await;
     // Another key asking for an agent id that is taken.
     let other = KeyPair::new_user();
-    refused(&stack, Login::enroll(&other, &token("two-uses"), "dev-a"), "agent_id_taken").await;
+    refused(
+        &stack,
+        Login::enroll(&other, &token("two-uses"), "dev-a"),
+        "agent_id_taken",
+    )
+    .await;
     // The second (last) use, then the token is used up.
     connect(&stack, Login::enroll(&other, &token("two-uses"), "dev-b"))
         .await
         .expect("second use accepted");
     let third = KeyPair::new_user();
-    refused(&stack, Login::enroll(&third, &token("two-uses"), "dev-c"), "token_used_up").await;
+    refused(
+        &stack,
+        Login::enroll(&third, &token("two-uses"), "dev-c"),
+        "token_used_up",
+    )
+    .await;
 
     // Approval (spec.approved: true, as the watch delivers it) lets it in.
     devices.apply_agent(
@@ -308,9 +341,7 @@ async fn a_replayed_connect_is_refused() {
     let key = KeyPair::new_user();
     let auth_token = encode_enrollment(&token("t"), &id("replay"));
 
-    async fn info_nonce(
-        reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-    ) -> String {
+    async fn info_nonce(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> String {
         let mut line = String::new();
         reader.read_line(&mut line).await.expect("INFO");
         let info: serde_json::Value =
@@ -356,7 +387,10 @@ async fn a_replayed_connect_is_refused() {
         line.contains("Authorization Violation"),
         "replay refused: {line}"
     );
-    assert_eq!(stack.metrics.decisions("denied", "bad_signature"), before + 1);
+    assert_eq!(
+        stack.metrics.decisions("denied", "bad_signature"),
+        before + 1
+    );
 }
 
 /// Waits for the client's Disconnected event; returns when it came.

@@ -32,8 +32,18 @@ fn install_script_lays_out_binary_unit_config_and_state_dir() {
         let out = Command::new("sh")
             .arg(repo().join("deploy/device/install.sh"))
             .args(["--binary", binary.to_str().expect("utf-8")])
-            .args(["--url", "tls://nats.test:30422", "--ca", ca.to_str().expect("utf-8")])
-            .args(["--labels", "site=lab", "--prefix", root.to_str().expect("utf-8")])
+            .args([
+                "--url",
+                "tls://nats.test:30422",
+                "--ca",
+                ca.to_str().expect("utf-8"),
+            ])
+            .args([
+                "--labels",
+                "site=lab",
+                "--prefix",
+                root.to_str().expect("utf-8"),
+            ])
             .args(extra)
             .output()
             .expect("install.sh runs");
@@ -46,16 +56,28 @@ fn install_script_lays_out_binary_unit_config_and_state_dir() {
     run(&[]);
     assert_eq!(mode(&root.join("usr/local/bin/fleet-agent")), 0o755);
     assert_eq!(mode(&root.join("var/lib/fleet-agent")), 0o700);
-    assert!(root.join("etc/systemd/system/fleet-agent.service").is_file());
+    assert!(
+        root.join("etc/systemd/system/fleet-agent.service")
+            .is_file()
+    );
     assert!(root.join("etc/fleet-agent/ca.crt").is_file());
     let conf = std::fs::read_to_string(root.join("etc/fleet-agent/agent.conf")).expect("conf");
-    assert!(conf.contains("FLEET_NATS_URL=tls://nats.test:30422\n"), "{conf}");
+    assert!(
+        conf.contains("FLEET_NATS_URL=tls://nats.test:30422\n"),
+        "{conf}"
+    );
     assert!(conf.contains("FLEET_AGENT_LABELS=site=lab\n"), "{conf}");
-    assert!(conf.contains("FLEET_DEVICE_STATE_DIR=/var/lib/fleet-agent\n"), "{conf}");
+    assert!(
+        conf.contains("FLEET_DEVICE_STATE_DIR=/var/lib/fleet-agent\n"),
+        "{conf}"
+    );
 
     // A second run keeps a config the user edited.
-    std::fs::write(root.join("etc/fleet-agent/agent.conf"), "FLEET_NATS_URL=edited\n")
-        .expect("edit");
+    std::fs::write(
+        root.join("etc/fleet-agent/agent.conf"),
+        "FLEET_NATS_URL=edited\n",
+    )
+    .expect("edit");
     run(&[]);
     assert_eq!(
         std::fs::read_to_string(root.join("etc/fleet-agent/agent.conf")).expect("conf"),
@@ -75,7 +97,11 @@ fn install_script_lays_out_binary_unit_config_and_state_dir() {
 #[test]
 fn the_systemd_unit_verifies() {
     let unit = repo().join("deploy/device/fleet-agent.service");
-    let Ok(out) = Command::new("systemd-analyze").arg("verify").arg(&unit).output() else {
+    let Ok(out) = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        .output()
+    else {
         eprintln!("systemd-analyze not installed; unit not verified");
         return;
     };

@@ -311,7 +311,10 @@ async fn a_silent_device_keeps_its_fleet_agent_past_the_ttl() {
         fa
     };
     let device_key = format!("U{}", "A".repeat(55));
-    for fa in [make("silent-pod", None), make("silent-device", Some(device_key))] {
+    for fa in [
+        make("silent-pod", None),
+        make("silent-device", Some(device_key)),
+    ] {
         env.agents()
             .create(&PostParams::default(), &fa)
             .await
@@ -320,7 +323,13 @@ async fn a_silent_device_keeps_its_fleet_agent_past_the_ttl() {
     env.start_operator(env.run_config()).await;
     wait_for("silent-pod deleted after the TTL", || {
         let api = env.agents();
-        async move { api.get_opt("silent-pod").await.ok()?.is_none().then_some(()) }
+        async move {
+            api.get_opt("silent-pod")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        }
     })
     .await;
     // The device's delete would have come in the same TTL pass.

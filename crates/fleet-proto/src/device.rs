@@ -86,9 +86,9 @@ impl BootstrapToken {
             && name
                 .bytes()
                 .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.'))
-            && name.split('.').all(|part| {
-                !part.is_empty() && !part.starts_with('-') && !part.ends_with('-')
-            });
+            && name
+                .split('.')
+                .all(|part| !part.is_empty() && !part.starts_with('-') && !part.ends_with('-'));
         if !name_ok {
             return Err(DeviceTokenError::TokenName { name: name.into() });
         }
@@ -266,22 +266,24 @@ mod tests {
             (format!("{ENROLL_PREFIX}!!"), "base64"),
             (enc("{}"), "missing fields"),
             (
-                enc(&format!(r#"{{"token":"a.{SECRET}","agentId":"x","extra":1}}"#)),
+                enc(&format!(
+                    r#"{{"token":"a.{SECRET}","agentId":"x","extra":1}}"#
+                )),
                 "unknown field",
             ),
             (
                 enc(&format!(r#"{{"token":"A.{SECRET}","agentId":"x"}}"#)),
                 "upper-case name",
             ),
-            (
-                enc(r#"{"token":"a.short","agentId":"x"}"#),
-                "short secret",
-            ),
+            (enc(r#"{"token":"a.short","agentId":"x"}"#), "short secret"),
             (
                 enc(&format!(r#"{{"token":"a.{SECRET}","agentId":"a.b"}}"#)),
                 "id with a dot",
             ),
-            (enc(&format!(r#"{{"token":"{SECRET}","agentId":"x"}}"#)), "no name"),
+            (
+                enc(&format!(r#"{{"token":"{SECRET}","agentId":"x"}}"#)),
+                "no name",
+            ),
             ("x".repeat(MAX_DEVICE_TOKEN_BYTES + 1), "too long"),
         ];
         for (text, what) in cases {

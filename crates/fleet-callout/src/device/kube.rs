@@ -210,8 +210,11 @@ impl Registrar for KubeRegistrar {
         });
         self.bounded(
             "counting a use of the FleetEnrollmentToken",
-            self.tokens
-                .patch_status(&e.token.name, &PatchParams::default(), &Patch::Merge(status)),
+            self.tokens.patch_status(
+                &e.token.name,
+                &PatchParams::default(),
+                &Patch::Merge(status),
+            ),
         )
         .await
         .map_err(|err| match err {
@@ -239,12 +242,15 @@ impl Registrar for KubeRegistrar {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PostParams::default()
         };
-        self.bounded("creating the FleetAgent", self.agents.create(&params, &agent))
-            .await
-            .map_err(|err| match err {
-                KubeCallError::Conflict => RegistrarError::AgentExists(e.agent.clone()),
-                KubeCallError::Other(m) => RegistrarError::Api(m),
-            })?;
+        self.bounded(
+            "creating the FleetAgent",
+            self.agents.create(&params, &agent),
+        )
+        .await
+        .map_err(|err| match err {
+            KubeCallError::Conflict => RegistrarError::AgentExists(e.agent.clone()),
+            KubeCallError::Other(m) => RegistrarError::Api(m),
+        })?;
         Ok(())
     }
 
@@ -284,5 +290,6 @@ impl Registrar for KubeRegistrar {
 }
 
 fn jiff_from_unix(secs: i64) -> k8s_openapi::jiff::Timestamp {
-    k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+    k8s_openapi::jiff::Timestamp::from_second(secs)
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
 }

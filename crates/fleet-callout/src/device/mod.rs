@@ -336,7 +336,11 @@ impl Devices {
 
     /// Records a FleetAgent as seen (watch event); kicks its connections in
     /// the background when it just lost access.
-    pub fn apply_agent(&self, id: AgentId, entry: AgentEntry) -> Option<tokio::task::JoinHandle<()>> {
+    pub fn apply_agent(
+        &self,
+        id: AgentId,
+        entry: AgentEntry,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         let lost = self.directory.upsert_agent(id.clone(), entry);
         lost.then(|| self.kick(id))
     }
@@ -364,8 +368,12 @@ impl Devices {
                 return;
             };
             match kicker.kick_user(id.as_str()).await {
-                Ok(n) => tracing::info!(agent = %id, connections = n, "agent revoked; live connections kicked"),
-                Err(e) => tracing::error!(agent = %id, error = %e, "agent revoked; kicking its connections failed"),
+                Ok(n) => {
+                    tracing::info!(agent = %id, connections = n, "agent revoked; live connections kicked")
+                }
+                Err(e) => {
+                    tracing::error!(agent = %id, error = %e, "agent revoked; kicking its connections failed")
+                }
             }
         })
     }
@@ -382,7 +390,13 @@ mod tests {
             h,
             "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert!(constant_time_eq(h.as_bytes(), secret_hash("abc").as_bytes()));
-        assert!(!constant_time_eq(h.as_bytes(), secret_hash("abd").as_bytes()));
+        assert!(constant_time_eq(
+            h.as_bytes(),
+            secret_hash("abc").as_bytes()
+        ));
+        assert!(!constant_time_eq(
+            h.as_bytes(),
+            secret_hash("abd").as_bytes()
+        ));
     }
 }

@@ -44,7 +44,8 @@ mod tests {
     fn accepts_the_owner_and_nobody_else() {
         let device = KeyPair::new_user();
         let other = KeyPair::new_user();
-        let sig = |k: &KeyPair, n: &str| URL_SAFE_NO_PAD.encode(k.sign(n.as_bytes()).expect("sign"));
+        let sig =
+            |k: &KeyPair, n: &str| URL_SAFE_NO_PAD.encode(k.sign(n.as_bytes()).expect("sign"));
         let pk = device.public_key();
         assert_eq!(verify_nonce(&pk, &sig(&device, "n1"), "n1"), Ok(()));
         // Another key's signature, or the right key over another nonce
@@ -57,7 +58,10 @@ mod tests {
             verify_nonce(&pk, &sig(&device, "n1"), "n2"),
             Err(SignatureError::Mismatch(_))
         ));
-        assert_eq!(verify_nonce(&pk, &sig(&device, ""), ""), Err(SignatureError::NoNonce));
+        assert_eq!(
+            verify_nonce(&pk, &sig(&device, ""), ""),
+            Err(SignatureError::NoNonce)
+        );
         assert!(matches!(
             verify_nonce(&KeyPair::new_account().public_key(), "AA", "n"),
             Err(SignatureError::NotAUserKey(_))

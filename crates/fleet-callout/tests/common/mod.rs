@@ -216,13 +216,12 @@ impl Stack {
         );
         let mut devices = None;
         if let Some(system_user) = system_user {
-            let system = async_nats::ConnectOptions::with_nkey(
-                system_user.seed().expect("system seed"),
-            )
-            .name("fleet-callout-system")
-            .connect(nats.url())
-            .await
-            .expect("the callout's system user connects (bypasses the callout)");
+            let system =
+                async_nats::ConnectOptions::with_nkey(system_user.seed().expect("system seed"))
+                    .name("fleet-callout-system")
+                    .connect(nats.url())
+                    .await
+                    .expect("the callout's system user connects (bypasses the callout)");
             let directory = Arc::new(Directory::new());
             let d = Arc::new(Devices::new(
                 directory.clone(),

@@ -14,7 +14,7 @@
 use k8s_openapi::api::core::v1::EnvVar;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 
-use super::objects::{CalloutInput, CalloutNames, KEYS_DIR, COMPONENT};
+use super::objects::{COMPONENT, CalloutInput, CalloutNames, KEYS_DIR};
 use crate::labels;
 use crate::pod;
 
@@ -39,7 +39,10 @@ pub fn rules() -> Vec<PolicyRule> {
         // The directory's watch (list + watch); enrollment creates the
         // device's FleetAgent; key rotation reads it and patches
         // spec.publicKey.
-        rule(&["fleetagents"], &["create", "get", "list", "patch", "watch"]),
+        rule(
+            &["fleetagents"],
+            &["create", "get", "list", "patch", "watch"],
+        ),
         // The directory's watch of the tokens.
         rule(&["fleetenrollmenttokens"], &["list", "watch"]),
         // One use counted per enrollment (merge patch with resourceVersion).
@@ -154,7 +157,10 @@ mod tests {
             ]
         );
         let binding = role_binding(&i);
-        assert_eq!(binding.role_ref.name, role.metadata.name.unwrap_or_default());
+        assert_eq!(
+            binding.role_ref.name,
+            role.metadata.name.unwrap_or_default()
+        );
         let subject = &binding.subjects.unwrap_or_default()[0];
         assert_eq!(subject.name, CalloutNames::new("demo").service_account);
         let env: Vec<(String, Option<String>)> =
