@@ -9,8 +9,8 @@
 //! | `FLEET_CALLOUT_ISSUER_SEED_FILE` | file holding the issuer account seed (`SA...`); its public key is `auth_callout.issuer` | required |
 //! | `FLEET_CALLOUT_XKEY_SEED_FILE` | file holding the curve seed (`SX...`) matching `auth_callout.xkey`; unset = no encryption | unset |
 //! | `FLEET_CALLOUT_TARGET_ACCOUNT` | account agents are placed in | `FLEET` |
-//! | `FLEET_CALLOUT_OIDC_ISSUER` | OIDC issuer URL (as in the tokens' `iss`) | required |
-//! | `FLEET_CALLOUT_OIDC_AUDIENCE` | audience tokens must carry | required |
+//! | `FLEET_CALLOUT_OIDC_ISSUER` | OIDC issuer URL (as in the tokens' `iss`) | required unless devices are served (then unset = no identity provider, device logins only) |
+//! | `FLEET_CALLOUT_OIDC_AUDIENCE` | audience tokens must carry | required with the issuer |
 //! | `FLEET_CALLOUT_OIDC_CLIENT_ID` | client id for introspection of opaque tokens | unset = opaque tokens refused |
 //! | `FLEET_CALLOUT_OIDC_CLIENT_SECRET` / `_FILE` | its secret | unset |
 //! | `FLEET_CALLOUT_IDENTITY_CLAIM` | claim holding the agent id | `sub` |
@@ -73,7 +73,8 @@ pub struct Settings {
     pub nats_password: Secret,
     pub issuer: KeyPair,
     pub xkey: Option<XKey>,
-    pub oidc: OidcConfig,
+    /// `None`: no identity provider; only device logins are served.
+    pub oidc: Option<OidcConfig>,
     pub policy: Policy,
     pub http_addr: SocketAddr,
     pub queue_group: String,
@@ -160,18 +161,6 @@ impl Settings {
             }
         };
 
-        let mut oidc = OidcConfig::new(
-            required("FLEET_CALLOUT_OIDC_ISSUER")?,
-            required("FLEET_CALLOUT_OIDC_AUDIENCE")?,
-        );
-        if let Some(id) = var("FLEET_CALLOUT_OIDC_CLIENT_ID") {
-            let secret = secret(
-                "FLEET_CALLOUT_OIDC_CLIENT_SECRET",
-                "FLEET_CALLOUT_OIDC_CLIENT_SECRET_FILE",
-            )?
-            .ok_or(ConfigError::Missing("FLEET_CALLOUT_OIDC_CLIENT_SECRET"))?;
-            oidc.client = Some(ClientCredentials { id, secret });
-        }
         let num =
             |k: &'static str, default: u64| -> Result<u64, ConfigError> {
                 match var(k) {
@@ -185,12 +174,31 @@ impl Settings {
                     }),
                 }
             };
-        oidc.http_timeout = Duration::from_millis(num("FLEET_CALLOUT_IDP_TIMEOUT_MS", 500)?);
-        oidc.jwks_min_refresh =
-            Duration::from_secs(num("FLEET_CALLOUT_JWKS_MIN_REFRESH_SECS", 10)?);
-        oidc.jwks_max_age = Duration::from_secs(num("FLEET_CALLOUT_JWKS_MAX_AGE_SECS", 3600)?);
-        oidc.leeway = Duration::from_secs(num("FLEET_CALLOUT_CLOCK_LEEWAY_SECS", 10)?);
-        oidc.max_token_bytes = num("FLEET_CALLOUT_MAX_TOKEN_BYTES", 4096)? as usize;
+        // Without an issuer the callout serves device logins only (a stack
+        // without an identity provider, ADR 0080); checked below.
+        let oidc = match var("FLEET_CALLOUT_OIDC_ISSUER") {
+            None => None,
+            Some(issuer) => {
+                let mut oidc = OidcConfig::new(issuer, required("FLEET_CALLOUT_OIDC_AUDIENCE")?);
+                if let Some(id) = var("FLEET_CALLOUT_OIDC_CLIENT_ID") {
+                    let secret = secret(
+                        "FLEET_CALLOUT_OIDC_CLIENT_SECRET",
+                        "FLEET_CALLOUT_OIDC_CLIENT_SECRET_FILE",
+                    )?
+                    .ok_or(ConfigError::Missing("FLEET_CALLOUT_OIDC_CLIENT_SECRET"))?;
+                    oidc.client = Some(ClientCredentials { id, secret });
+                }
+                oidc.http_timeout =
+                    Duration::from_millis(num("FLEET_CALLOUT_IDP_TIMEOUT_MS", 500)?);
+                oidc.jwks_min_refresh =
+                    Duration::from_secs(num("FLEET_CALLOUT_JWKS_MIN_REFRESH_SECS", 10)?);
+                oidc.jwks_max_age =
+                    Duration::from_secs(num("FLEET_CALLOUT_JWKS_MAX_AGE_SECS", 3600)?);
+                oidc.leeway = Duration::from_secs(num("FLEET_CALLOUT_CLOCK_LEEWAY_SECS", 10)?);
+                oidc.max_token_bytes = num("FLEET_CALLOUT_MAX_TOKEN_BYTES", 4096)? as usize;
+                Some(oidc)
+            }
+        };
 
         let policy = Policy {
             target_account: var("FLEET_CALLOUT_TARGET_ACCOUNT").unwrap_or_else(|| "FLEET".into()),
@@ -241,6 +249,12 @@ impl Settings {
                 })
             }
         };
+
+        if oidc.is_none() && devices.is_none() {
+            return Err(ConfigError::Missing(
+                "FLEET_CALLOUT_OIDC_ISSUER (or FLEET_CALLOUT_DEVICES_NAMESPACE for a callout serving devices only)",
+            ));
+        }
 
         Ok(Settings {
             nats_url,
@@ -300,7 +314,7 @@ mod tests {
         ]);
         let s = Settings::from_lookup(|k| env.get(k).cloned()).expect("settings");
         assert_eq!(s.issuer.public_key(), account.public_key());
-        assert_eq!(s.oidc.issuer, "https://idp");
+        assert_eq!(s.oidc.as_ref().map(|o| o.issuer.as_str()), Some("https://idp"));
         assert_eq!(s.policy.budget, Duration::from_millis(800));
         assert_eq!(s.policy.identity_claim, "sub");
         let dbg = format!("{s:?}");
@@ -360,5 +374,16 @@ mod tests {
         assert_eq!(d.system_user.public_key(), system.public_key());
         assert_eq!(d.system_nats_url, s.nats_url);
         assert!(!format!("{s:?}").contains(&system_seed));
+
+        // Devices only, no identity provider: valid.
+        env.remove("FLEET_CALLOUT_OIDC_ISSUER");
+        let s = Settings::from_lookup(|k| env.get(k).cloned()).expect("devices only");
+        assert!(s.oidc.is_none());
+        env.remove("FLEET_CALLOUT_DEVICES_NAMESPACE");
+        env.remove("FLEET_CALLOUT_DEVICES_STACK");
+        assert!(matches!(
+            Settings::from_lookup(|k| env.get(k).cloned()),
+            Err(ConfigError::Missing(_))
+        ));
     }
 }

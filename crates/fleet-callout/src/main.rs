@@ -29,15 +29,18 @@ async fn main() -> ExitCode {
     tracing::info!(?settings, "starting fleet-callout");
 
     let metrics = Metrics::new();
-    let oidc = match OidcValidator::new(settings.oidc.clone(), metrics.clone()) {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot set up the OIDC client");
-            return ExitCode::FAILURE;
-        }
-    };
     let verifier = RequestVerifier::new(settings.issuer, settings.xkey);
-    let mut callout = Callout::new(verifier, oidc, settings.policy.clone(), metrics);
+    let mut callout = match &settings.oidc {
+        // No identity provider: device logins only (ADR 0080).
+        None => Callout::without_oidc(verifier, settings.policy.clone(), metrics),
+        Some(config) => match OidcValidator::new(config.clone(), metrics.clone()) {
+            Ok(oidc) => Callout::new(verifier, oidc, settings.policy.clone(), metrics),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot set up the OIDC client");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let shutdown = CancellationToken::new();
     if let Some(device_settings) = &settings.devices {
         match start_devices(
@@ -56,13 +59,14 @@ async fn main() -> ExitCode {
 
     // Load discovery and keys in the background until it works, so the
     // first agent connects do not pay for it and readiness reflects it.
-    {
+    if callout.oidc().is_some() {
         let callout = callout.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(200);
             loop {
-                match callout.oidc().warm_up().await {
+                let Some(oidc) = callout.oidc() else { return };
+                match oidc.warm_up().await {
                     Ok(()) => {
                         tracing::info!("OIDC discovery and JWKS loaded");
                         return;

@@ -100,6 +100,8 @@ enum Denial {
     Identity(#[from] IdentityError),
     #[error("device refused: {0}")]
     Device(#[from] DeviceDenial),
+    #[error("a token login, but this callout has no identity provider (devices only)")]
+    NoIdentityProvider,
     #[error("decision took longer than the {0:?} budget")]
     Timeout(Duration),
     #[error("internal error: {0}")]
@@ -112,6 +114,7 @@ impl Denial {
             Denial::Token(e) => e.reason(),
             Denial::Identity(_) => "bad_identity",
             Denial::Device(d) => d.reason(),
+            Denial::NoIdentityProvider => "no_identity_provider",
             Denial::Timeout(_) => "timeout",
             Denial::Internal(_) => "internal",
         }
@@ -121,7 +124,8 @@ impl Denial {
 /// The auth-callout service. Share it behind an `Arc`.
 pub struct Callout {
     verifier: RequestVerifier,
-    oidc: OidcValidator,
+    /// `None`: no identity provider (device logins only).
+    oidc: Option<OidcValidator>,
     policy: Policy,
     metrics: Metrics,
     /// Device logins (ADR 0080); `None`: every CONNECT goes to OIDC.
@@ -149,7 +153,21 @@ impl Callout {
     ) -> Self {
         Callout {
             verifier,
-            oidc,
+            oidc: Some(oidc),
+            policy,
+            metrics,
+            devices: None,
+            subscribed: AtomicUsize::new(0),
+        }
+    }
+
+    /// A callout with no identity provider: only device logins succeed
+    /// (add them with [`Callout::with_devices`]); token logins are refused
+    /// with `no_identity_provider`.
+    pub fn without_oidc(verifier: RequestVerifier, policy: Policy, metrics: Metrics) -> Self {
+        Callout {
+            verifier,
+            oidc: None,
             policy,
             metrics,
             devices: None,
@@ -171,14 +189,15 @@ impl Callout {
         &self.metrics
     }
 
-    pub fn oidc(&self) -> &OidcValidator {
-        &self.oidc
+    pub fn oidc(&self) -> Option<&OidcValidator> {
+        self.oidc.as_ref()
     }
 
     /// Ready = at least one connection subscribed to the request subject
     /// and the issuer's discovery document loaded.
     pub fn is_ready(&self) -> bool {
-        self.subscribed.load(Ordering::Relaxed) > 0 && self.oidc.is_warm()
+        self.subscribed.load(Ordering::Relaxed) > 0
+            && self.oidc.as_ref().is_none_or(OidcValidator::is_warm)
     }
 
     /// Handles one request payload: the bytes to reply with, or `None` when
@@ -296,7 +315,10 @@ impl Callout {
         now: i64,
     ) -> Result<(AgentId, String), Denial> {
         let token = request.claims.nats.connect_opts.auth_token.expose();
-        let validated = self.oidc.validate(token).await?;
+        let Some(oidc) = &self.oidc else {
+            return Err(Denial::NoIdentityProvider);
+        };
+        let validated = oidc.validate(token).await?;
         let agent = agent_id_from_claims(&validated.claims, &self.policy.identity_claim)?;
         let max = now.saturating_add(
             i64::try_from(self.policy.max_user_lifetime.as_secs()).unwrap_or(i64::MAX),

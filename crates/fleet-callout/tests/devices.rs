@@ -507,3 +507,96 @@ async fn a_device_rotates_its_key_signed_by_the_old_one() {
         .expect("the new key logs in");
     refused(&stack, Login::key(&old), "unknown_key").await;
 }
+
+/// A stack without an identity provider: the callout runs without OIDC and
+/// still serves devices; a token login is refused with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_identity_provider_devices_still_log_in() {
+    use fleet_callout::device::{Directory, Kicker, MemoryRegistrar};
+    use fleet_callout::{Callout, Metrics, Policy, RequestVerifier};
+    use std::sync::Arc;
+
+    let account = KeyPair::new_account();
+    let system = KeyPair::new_user();
+    let config = common::callout_server_config_with_system_user(
+        &account.public_key(),
+        None,
+        2,
+        Some(&system.public_key()),
+    );
+    let nats = tokio::task::spawn_blocking(move || fleet_testkit::NatsServer::start(&config))
+        .await
+        .expect("join")
+        .expect("nats-server starts");
+    let system_client = async_nats::ConnectOptions::with_nkey(system.seed().expect("seed"))
+        .connect(nats.url())
+        .await
+        .expect("system user connects");
+    let directory = Arc::new(Directory::new());
+    let devices = Arc::new(Devices::new(
+        directory.clone(),
+        Arc::new(MemoryRegistrar::new(directory)),
+        Some(Kicker::new(system_client, "FLEET")),
+    ));
+    let metrics = Metrics::new();
+    let callout = Arc::new(
+        Callout::without_oidc(
+            RequestVerifier::new(account, None),
+            Policy::default(),
+            metrics.clone(),
+        )
+        .with_devices(devices.clone()),
+    );
+    let auth = async_nats::ConnectOptions::with_user_and_password(
+        common::AUTH_USER.into(),
+        common::AUTH_PASSWORD.into(),
+    )
+    .connect(nats.url())
+    .await
+    .expect("callout connects");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    {
+        let callout = callout.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { callout.serve(auth, "fleet-callout", shutdown).await });
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !callout.is_ready() {
+        assert!(Instant::now() < deadline, "callout never ready");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    add_token(&devices, "t", 1, true, now() + 3600);
+    let key = KeyPair::new_user();
+    let login = |auth_token: Option<String>| Login {
+        auth_token,
+        ..Login::key(&key)
+    };
+    let connect_to = |login: Login| {
+        let (presented, signer, token) = (login.presented, login.signer, login.auth_token);
+        let signer = std::sync::Arc::new(signer);
+        async_nats::ConnectOptions::with_auth_callback(move |nonce| {
+            let (signer, presented, token) = (signer.clone(), presented.clone(), token.clone());
+            async move {
+                let mut auth = async_nats::Auth::new();
+                auth.nkey = Some(presented);
+                auth.signature = Some(signer.sign(&nonce).map_err(async_nats::AuthError::new)?);
+                auth.token = token;
+                Ok(auth)
+            }
+        })
+        .max_reconnects(Some(1))
+        .connect(nats.url())
+    };
+    connect_to(login(Some(encode_enrollment(&token("t"), &id("solo")))))
+        .await
+        .expect("enrolled");
+    connect_to(login(None)).await.expect("device logs in");
+    let refused = async_nats::ConnectOptions::with_token("some-oidc-token".into())
+        .max_reconnects(Some(1))
+        .connect(nats.url())
+        .await;
+    common::assert_refused(refused, "token login without an identity provider");
+    assert_eq!(metrics.decisions("denied", "no_identity_provider"), 1);
+    shutdown.cancel();
+}

@@ -291,6 +291,7 @@ impl Stack {
         }
         self.callout
             .oidc()
+            .expect("the test stack has an issuer")
             .warm_up()
             .await
             .expect("discovery and JWKS load");
@@ -342,7 +343,12 @@ impl Stack {
             Policy::default(),
             metrics.clone(),
         ));
-        replica.oidc().warm_up().await.expect("replica warms up");
+        replica
+            .oidc()
+            .expect("the replica has an issuer")
+            .warm_up()
+            .await
+            .expect("replica warms up");
         let client = async_nats::ConnectOptions::with_user_and_password(
             AUTH_USER.into(),
             AUTH_PASSWORD.into(),
