@@ -314,7 +314,10 @@ mod tests {
         ]);
         let s = Settings::from_lookup(|k| env.get(k).cloned()).expect("settings");
         assert_eq!(s.issuer.public_key(), account.public_key());
-        assert_eq!(s.oidc.as_ref().map(|o| o.issuer.as_str()), Some("https://idp"));
+        assert_eq!(
+            s.oidc.as_ref().map(|o| o.issuer.as_str()),
+            Some("https://idp")
+        );
         assert_eq!(s.policy.budget, Duration::from_millis(800));
         assert_eq!(s.policy.identity_claim, "sub");
         let dbg = format!("{s:?}");

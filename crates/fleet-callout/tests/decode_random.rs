@@ -211,7 +211,10 @@ fn fuzz_seed_is_a_valid_request() {
 #[test]
 fn device_request_seeds_decode_and_mutations_are_refused_cleanly() {
     use fleet_proto::device::{DeviceRequest, decode_device_request};
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fleet-proto/fuzz/seeds/device_request");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fleet-proto/fuzz/seeds/device_request"
+    );
     let enroll = std::fs::read_to_string(format!("{dir}/enroll")).expect("seed");
     let rotate = std::fs::read_to_string(format!("{dir}/rotate")).expect("seed");
     assert!(matches!(
