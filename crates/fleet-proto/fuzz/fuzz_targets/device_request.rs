@@ -28,8 +28,10 @@ fn secrets_in(text: &str) -> Vec<String> {
         .get("token")
         .and_then(|t| t.as_str())
         .and_then(|t| t.rsplit_once('.'))
+        // The name is public and may be quoted; a secret that also occurs
+        // inside the name proves nothing.
+        .filter(|(name, s)| s.len() >= 8 && !name.contains(s))
         .map(|(_, s)| s.to_string())
-        .filter(|s| s.len() >= 8)
         .into_iter()
         .collect()
 }
