@@ -91,8 +91,8 @@ fn write_localhost_cert() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let now = tls::unix_now();
     let life = Duration::from_secs(3600);
-    let ca = tls::CertificateAuthority::generate("bench", "bench", "bench-ca", life, now)
-        .expect("CA");
+    let ca =
+        tls::CertificateAuthority::generate("bench", "bench", "bench-ca", life, now).expect("CA");
     let id = tls::ServerIdentity::new().with_name("localhost");
     let cert = tls::issue_server_cert(&ca, &id, life, now, ("bench", "bench-nats-tls"))
         .expect("certificate");
@@ -278,8 +278,8 @@ impl Stack {
                 ))
                 .name("fleet-callout-test")
                 .connect(self.url())
-            .await
-            .expect("callout connects as the auth user");
+                .await
+                .expect("callout connects as the auth user");
             let callout = self.callout.clone();
             let shutdown = self.shutdown.clone();
             self.tasks.push(tokio::spawn(async move {
