@@ -63,6 +63,9 @@ pub fn credentials_from_config(auth: &AuthConfig) -> Arc<dyn CredentialSource> {
             Arc::new(UserPassword::new(user.clone(), password.clone()))
         }
         AuthConfig::Oidc(oidc) => Arc::new(OidcTokenSource::new(oidc.clone())),
+        AuthConfig::Device { state_dir } => Arc::new(crate::device::DeviceKeySource {
+            state_dir: state_dir.clone(),
+        }),
     }
 }
 

@@ -14,6 +14,8 @@
 //! | `FLEET_OIDC_CLIENT_SECRET_FILE` | - | File holding the secret, re-read on every token fetch; exclusive with `FLEET_OIDC_CLIENT_SECRET` |
 //! | `FLEET_OIDC_SCOPE` | unset | Space-separated scopes (Zitadel: `openid urn:zitadel:iam:org:project:id:<id>:aud`) |
 //! | `FLEET_OIDC_AUDIENCE` | unset | `audience` parameter of the token request, for issuers that take one |
+//! | `FLEET_DEVICE_STATE_DIR` | unset | Device mode (ADR 0080): the directory holding the device key (`device.nkey`, 0600) and the enrolled agent id (`agent-id`, the default of `FLEET_AGENT_ID`); exclusive with `FLEET_NATS_USER` and `FLEET_OIDC_ISSUER` |
+//! | `FLEET_AGENT_CONFIG` | unset | A file of `KEY=VALUE` lines (these same variables) read first; the environment overrides it (`fleet-agent --config FILE` sets it) |
 //! | `FLEET_AGENT_LABELS` | empty | Labels `k=v,k=v` reported by `info` and heartbeats |
 //! | `FLEET_HEARTBEAT_INTERVAL` | `10s` | Heartbeat period (`500ms`, `10s`, `1m`; a bare number is seconds) |
 //! | `FLEET_HTTP_ADDR` | `0.0.0.0:8080` | Address of `/healthz` and `/readyz`; `off` disables the HTTP server |
@@ -64,6 +66,11 @@ pub enum AuthConfig {
     /// An access token from the OIDC issuer (client_credentials), checked
     /// by the NATS auth callout.
     Oidc(OidcClientConfig),
+    /// A device's own NKey (`<state_dir>/device.nkey`), signing the
+    /// server's nonce; checked by the auth callout (ADR 0080).
+    Device {
+        state_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +146,25 @@ impl AgentConfig {
             (Some(_), _) => {
                 return Err(ConfigError::Conflict {
                     first: "FLEET_OIDC_ISSUER",
+                    second: "FLEET_NATS_USER",
+                });
+            }
+        };
+        // A device logs in with its own key (ADR 0080); no other credential.
+        let auth = match (get("FLEET_DEVICE_STATE_DIR"), auth) {
+            (None, auth) => auth,
+            (Some(dir), AuthConfig::None) => AuthConfig::Device {
+                state_dir: PathBuf::from(dir),
+            },
+            (Some(_), AuthConfig::Oidc(_)) => {
+                return Err(ConfigError::Conflict {
+                    first: "FLEET_DEVICE_STATE_DIR",
+                    second: "FLEET_OIDC_ISSUER",
+                });
+            }
+            (Some(_), AuthConfig::UserPassword { .. } | AuthConfig::Device { .. }) => {
+                return Err(ConfigError::Conflict {
+                    first: "FLEET_DEVICE_STATE_DIR",
                     second: "FLEET_NATS_USER",
                 });
             }

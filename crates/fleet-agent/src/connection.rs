@@ -109,14 +109,14 @@ pub async fn connect(
     let cap = settings.reconnect_max_delay;
     let agent = settings.agent_id.clone();
 
-    let options = ConnectOptions::with_auth_callback(move |_nonce| {
+    let options = ConnectOptions::with_auth_callback(move |nonce| {
         let source = source.clone();
         async move {
             // Run the source in its own task: the callback's future must be
             // Sync, which an arbitrary async-trait future is not; a
             // JoinHandle is.
             match tokio::spawn(async move { source.credentials().await }).await {
-                Ok(Ok(credentials)) => Ok(credentials.into_auth()),
+                Ok(Ok(credentials)) => credentials.into_auth(&nonce),
                 Ok(Err(e)) => Err(async_nats::AuthError::new(e)),
                 Err(e) => Err(async_nats::AuthError::new(format!(
                     "credential source task failed: {e}"

@@ -50,11 +50,33 @@ pub enum Credentials {
     /// A bearer token (CONNECT `auth_token`), e.g. a Zitadel access token
     /// that the auth callout validates.
     BearerToken(Secret),
+    /// A device's own key: CONNECT carries the public key and a signature
+    /// over the server's nonce, never the seed (ADR 0080).
+    DeviceKey(DeviceKey),
 }
 
+/// A device key pair. `Debug` and equality use the public key only.
+#[derive(Clone)]
+pub struct DeviceKey(pub std::sync::Arc<nkeys::KeyPair>);
+
+impl fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DeviceKey({})", self.0.public_key())
+    }
+}
+
+impl PartialEq for DeviceKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.public_key() == other.0.public_key()
+    }
+}
+
+impl Eq for DeviceKey {}
+
 impl Credentials {
-    /// The async-nats form. The only place where secrets leave their wrapper.
-    pub(crate) fn into_auth(self) -> async_nats::Auth {
+    /// The async-nats form for a connection whose server sent `nonce`. The
+    /// only place where secrets leave their wrapper.
+    pub(crate) fn into_auth(self, nonce: &[u8]) -> Result<async_nats::Auth, async_nats::AuthError> {
         let mut auth = async_nats::Auth::new();
         match self {
             Credentials::None => {}
@@ -63,8 +85,12 @@ impl Credentials {
                 auth.password = Some(password.0);
             }
             Credentials::BearerToken(token) => auth.token = Some(token.0),
+            Credentials::DeviceKey(DeviceKey(key)) => {
+                auth.nkey = Some(key.public_key());
+                auth.signature = Some(key.sign(nonce).map_err(async_nats::AuthError::new)?);
+            }
         }
-        auth
+        Ok(auth)
     }
 }
 

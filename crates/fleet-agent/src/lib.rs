@@ -7,6 +7,8 @@
 //! - [`credentials`]: the [`CredentialSource`] trait, asked on every
 //!   (re)connect; [`oidc`]: the client_credentials token source used with
 //!   the NATS auth callout;
+//! - [`device`]: device mode (ADR 0080): the device's own key in its state
+//!   directory, `enroll` and `rotate-key`;
 //! - [`connection`]: connect options, capped backoff, connection events;
 //! - [`command_server`]: [`CommandServer`], [`CommandError`],
 //!   [`CommandServerError`];
@@ -14,10 +16,12 @@
 //! - [`agent`]: ties it together and drains on shutdown.
 
 pub mod agent;
+pub mod cli;
 pub mod command_server;
 pub mod config;
 pub mod connection;
 pub mod credentials;
+pub mod device;
 pub mod heartbeat;
 pub mod http;
 pub mod identity;

@@ -9,8 +9,8 @@
 //! | `FLEET_CALLOUT_ISSUER_SEED_FILE` | file holding the issuer account seed (`SA...`); its public key is `auth_callout.issuer` | required |
 //! | `FLEET_CALLOUT_XKEY_SEED_FILE` | file holding the curve seed (`SX...`) matching `auth_callout.xkey`; unset = no encryption | unset |
 //! | `FLEET_CALLOUT_TARGET_ACCOUNT` | account agents are placed in | `FLEET` |
-//! | `FLEET_CALLOUT_OIDC_ISSUER` | OIDC issuer URL (as in the tokens' `iss`) | required |
-//! | `FLEET_CALLOUT_OIDC_AUDIENCE` | audience tokens must carry | required |
+//! | `FLEET_CALLOUT_OIDC_ISSUER` | OIDC issuer URL (as in the tokens' `iss`) | required unless devices are served (then unset = no identity provider, device logins only) |
+//! | `FLEET_CALLOUT_OIDC_AUDIENCE` | audience tokens must carry | required with the issuer |
 //! | `FLEET_CALLOUT_OIDC_CLIENT_ID` | client id for introspection of opaque tokens | unset = opaque tokens refused |
 //! | `FLEET_CALLOUT_OIDC_CLIENT_SECRET` / `_FILE` | its secret | unset |
 //! | `FLEET_CALLOUT_IDENTITY_CLAIM` | claim holding the agent id | `sub` |
@@ -23,6 +23,10 @@
 //! | `FLEET_CALLOUT_JWKS_MAX_AGE_SECS` | cached keys older than this are refetched | `3600` |
 //! | `FLEET_CALLOUT_CLOCK_LEEWAY_SECS` | tolerated clock skew on `exp`/`nbf` | `10` |
 //! | `FLEET_CALLOUT_MAX_TOKEN_BYTES` | longest token accepted | `4096` |
+//! | `FLEET_CALLOUT_DEVICES_NAMESPACE` | namespace of the stack's FleetAgents and FleetEnrollmentTokens; set (with `_STACK`) = serve device logins (ADR 0080) | unset = no devices |
+//! | `FLEET_CALLOUT_DEVICES_STACK` | the FleetStack whose devices these are (`fleet.nationtech.io/stack` label) | unset |
+//! | `FLEET_CALLOUT_SYSTEM_SEED_FILE` | file holding the user seed (`SU...`) of the callout's system nkey user (SYS account, in `auth_users`): required with devices | unset |
+//! | `FLEET_CALLOUT_SYSTEM_NATS_URL` | NATS URL for the system connection | `FLEET_CALLOUT_NATS_URL` |
 //! | `RUST_LOG` | log filter | `info` |
 
 use std::net::SocketAddr;
@@ -69,10 +73,31 @@ pub struct Settings {
     pub nats_password: Secret,
     pub issuer: KeyPair,
     pub xkey: Option<XKey>,
-    pub oidc: OidcConfig,
+    /// `None`: no identity provider; only device logins are served.
+    pub oidc: Option<OidcConfig>,
     pub policy: Policy,
     pub http_addr: SocketAddr,
     pub queue_group: String,
+    pub devices: Option<DeviceSettings>,
+}
+
+/// Device logins (ADR 0080). `Debug` shows the system user's public key only.
+pub struct DeviceSettings {
+    pub namespace: String,
+    pub stack: String,
+    pub system_user: KeyPair,
+    pub system_nats_url: String,
+}
+
+impl std::fmt::Debug for DeviceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceSettings")
+            .field("namespace", &self.namespace)
+            .field("stack", &self.stack)
+            .field("system_user", &self.system_user.public_key())
+            .field("system_nats_url", &self.system_nats_url)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -88,6 +113,7 @@ impl std::fmt::Debug for Settings {
             .field("policy", &self.policy)
             .field("http_addr", &self.http_addr)
             .field("queue_group", &self.queue_group)
+            .field("devices", &self.devices)
             .finish()
     }
 }
@@ -135,18 +161,6 @@ impl Settings {
             }
         };
 
-        let mut oidc = OidcConfig::new(
-            required("FLEET_CALLOUT_OIDC_ISSUER")?,
-            required("FLEET_CALLOUT_OIDC_AUDIENCE")?,
-        );
-        if let Some(id) = var("FLEET_CALLOUT_OIDC_CLIENT_ID") {
-            let secret = secret(
-                "FLEET_CALLOUT_OIDC_CLIENT_SECRET",
-                "FLEET_CALLOUT_OIDC_CLIENT_SECRET_FILE",
-            )?
-            .ok_or(ConfigError::Missing("FLEET_CALLOUT_OIDC_CLIENT_SECRET"))?;
-            oidc.client = Some(ClientCredentials { id, secret });
-        }
         let num =
             |k: &'static str, default: u64| -> Result<u64, ConfigError> {
                 match var(k) {
@@ -160,12 +174,31 @@ impl Settings {
                     }),
                 }
             };
-        oidc.http_timeout = Duration::from_millis(num("FLEET_CALLOUT_IDP_TIMEOUT_MS", 500)?);
-        oidc.jwks_min_refresh =
-            Duration::from_secs(num("FLEET_CALLOUT_JWKS_MIN_REFRESH_SECS", 10)?);
-        oidc.jwks_max_age = Duration::from_secs(num("FLEET_CALLOUT_JWKS_MAX_AGE_SECS", 3600)?);
-        oidc.leeway = Duration::from_secs(num("FLEET_CALLOUT_CLOCK_LEEWAY_SECS", 10)?);
-        oidc.max_token_bytes = num("FLEET_CALLOUT_MAX_TOKEN_BYTES", 4096)? as usize;
+        // Without an issuer the callout serves device logins only (a stack
+        // without an identity provider, ADR 0080); checked below.
+        let oidc = match var("FLEET_CALLOUT_OIDC_ISSUER") {
+            None => None,
+            Some(issuer) => {
+                let mut oidc = OidcConfig::new(issuer, required("FLEET_CALLOUT_OIDC_AUDIENCE")?);
+                if let Some(id) = var("FLEET_CALLOUT_OIDC_CLIENT_ID") {
+                    let secret = secret(
+                        "FLEET_CALLOUT_OIDC_CLIENT_SECRET",
+                        "FLEET_CALLOUT_OIDC_CLIENT_SECRET_FILE",
+                    )?
+                    .ok_or(ConfigError::Missing("FLEET_CALLOUT_OIDC_CLIENT_SECRET"))?;
+                    oidc.client = Some(ClientCredentials { id, secret });
+                }
+                oidc.http_timeout =
+                    Duration::from_millis(num("FLEET_CALLOUT_IDP_TIMEOUT_MS", 500)?);
+                oidc.jwks_min_refresh =
+                    Duration::from_secs(num("FLEET_CALLOUT_JWKS_MIN_REFRESH_SECS", 10)?);
+                oidc.jwks_max_age =
+                    Duration::from_secs(num("FLEET_CALLOUT_JWKS_MAX_AGE_SECS", 3600)?);
+                oidc.leeway = Duration::from_secs(num("FLEET_CALLOUT_CLOCK_LEEWAY_SECS", 10)?);
+                oidc.max_token_bytes = num("FLEET_CALLOUT_MAX_TOKEN_BYTES", 4096)? as usize;
+                Some(oidc)
+            }
+        };
 
         let policy = Policy {
             target_account: var("FLEET_CALLOUT_TARGET_ACCOUNT").unwrap_or_else(|| "FLEET".into()),
@@ -187,9 +220,44 @@ impl Settings {
                 detail: e.to_string(),
             })?;
 
+        let nats_url =
+            var("FLEET_CALLOUT_NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+        let devices = match (
+            var("FLEET_CALLOUT_DEVICES_NAMESPACE"),
+            var("FLEET_CALLOUT_DEVICES_STACK"),
+        ) {
+            (None, None) => None,
+            (Some(_), None) => return Err(ConfigError::Missing("FLEET_CALLOUT_DEVICES_STACK")),
+            (None, Some(_)) => return Err(ConfigError::Missing("FLEET_CALLOUT_DEVICES_NAMESPACE")),
+            (Some(namespace), Some(stack)) => {
+                let file = required("FLEET_CALLOUT_SYSTEM_SEED_FILE")?;
+                let seed = read_file("FLEET_CALLOUT_SYSTEM_SEED_FILE", &file)?;
+                let system_user = KeyPair::from_seed(seed.trim())
+                    .ok()
+                    .filter(|k| k.key_pair_type() == KeyPairType::User)
+                    .ok_or_else(|| ConfigError::BadSeed {
+                        var: "FLEET_CALLOUT_SYSTEM_SEED_FILE",
+                        path: file.clone().into(),
+                        expected: "user (SU...)",
+                    })?;
+                Some(DeviceSettings {
+                    namespace,
+                    stack,
+                    system_user,
+                    system_nats_url: var("FLEET_CALLOUT_SYSTEM_NATS_URL")
+                        .unwrap_or_else(|| nats_url.clone()),
+                })
+            }
+        };
+
+        if oidc.is_none() && devices.is_none() {
+            return Err(ConfigError::Missing(
+                "FLEET_CALLOUT_OIDC_ISSUER (or FLEET_CALLOUT_DEVICES_NAMESPACE for a callout serving devices only)",
+            ));
+        }
+
         Ok(Settings {
-            nats_url: var("FLEET_CALLOUT_NATS_URL")
-                .unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
+            nats_url,
             nats_tls: match var("FLEET_CALLOUT_NATS_CA_FILE") {
                 Some(path) => fleet_proto::client::ClientTls::with_ca_file(path),
                 None => fleet_proto::client::ClientTls::default(),
@@ -206,6 +274,7 @@ impl Settings {
             policy,
             http_addr,
             queue_group: var("FLEET_CALLOUT_QUEUE_GROUP").unwrap_or_else(|| "fleet-callout".into()),
+            devices,
         })
     }
 }
@@ -245,7 +314,10 @@ mod tests {
         ]);
         let s = Settings::from_lookup(|k| env.get(k).cloned()).expect("settings");
         assert_eq!(s.issuer.public_key(), account.public_key());
-        assert_eq!(s.oidc.issuer, "https://idp");
+        assert_eq!(
+            s.oidc.as_ref().map(|o| o.issuer.as_str()),
+            Some("https://idp")
+        );
         assert_eq!(s.policy.budget, Duration::from_millis(800));
         assert_eq!(s.policy.identity_claim, "sub");
         let dbg = format!("{s:?}");
@@ -263,5 +335,58 @@ mod tests {
 
         let err = Settings::from_lookup(|_| None).expect_err("refused");
         assert!(matches!(err, ConfigError::Missing(_)));
+    }
+
+    #[test]
+    fn devices_need_namespace_stack_and_a_system_user_seed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let issuer = dir.path().join("issuer.seed");
+        std::fs::write(&issuer, KeyPair::new_account().seed().expect("seed")).expect("write");
+        let system = KeyPair::new_user();
+        let system_seed = system.seed().expect("seed");
+        let system_path = dir.path().join("system.seed");
+        std::fs::write(&system_path, &system_seed).expect("write");
+        let mut env: HashMap<&str, String> = HashMap::from([
+            (
+                "FLEET_CALLOUT_ISSUER_SEED_FILE",
+                issuer.display().to_string(),
+            ),
+            ("FLEET_CALLOUT_OIDC_ISSUER", "https://idp/".into()),
+            ("FLEET_CALLOUT_OIDC_AUDIENCE", "fleet".into()),
+            ("FLEET_CALLOUT_NATS_USER", "auth".into()),
+            ("FLEET_CALLOUT_NATS_PASSWORD", "pw".into()),
+            ("FLEET_CALLOUT_DEVICES_NAMESPACE", "fleet".into()),
+        ]);
+        let err = Settings::from_lookup(|k| env.get(k).cloned()).expect_err("no stack");
+        assert!(matches!(
+            err,
+            ConfigError::Missing("FLEET_CALLOUT_DEVICES_STACK")
+        ));
+        env.insert("FLEET_CALLOUT_DEVICES_STACK", "demo".into());
+        let err = Settings::from_lookup(|k| env.get(k).cloned()).expect_err("no seed");
+        assert!(matches!(
+            err,
+            ConfigError::Missing("FLEET_CALLOUT_SYSTEM_SEED_FILE")
+        ));
+        env.insert(
+            "FLEET_CALLOUT_SYSTEM_SEED_FILE",
+            system_path.display().to_string(),
+        );
+        let s = Settings::from_lookup(|k| env.get(k).cloned()).expect("settings");
+        let d = s.devices.as_ref().expect("devices on");
+        assert_eq!(d.system_user.public_key(), system.public_key());
+        assert_eq!(d.system_nats_url, s.nats_url);
+        assert!(!format!("{s:?}").contains(&system_seed));
+
+        // Devices only, no identity provider: valid.
+        env.remove("FLEET_CALLOUT_OIDC_ISSUER");
+        let s = Settings::from_lookup(|k| env.get(k).cloned()).expect("devices only");
+        assert!(s.oidc.is_none());
+        env.remove("FLEET_CALLOUT_DEVICES_NAMESPACE");
+        env.remove("FLEET_CALLOUT_DEVICES_STACK");
+        assert!(matches!(
+            Settings::from_lookup(|k| env.get(k).cloned()),
+            Err(ConfigError::Missing(_))
+        ));
     }
 }

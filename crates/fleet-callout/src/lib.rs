@@ -17,11 +17,16 @@
 //!    `Authorization Violation`), logging and counting the reason, never the
 //!    token.
 //!
+//! Devices (agents outside Kubernetes, ADR 0080) log in with their own
+//! NKey instead of a token, enroll with a bootstrap token and are kicked
+//! when revoked: [`device`].
+//!
 //! Wire format: [`claims`]. Configuration of the binary: [`config`].
 
 pub mod agent;
 pub mod claims;
 pub mod config;
+pub mod device;
 pub mod http;
 pub mod idp;
 pub mod jwks;

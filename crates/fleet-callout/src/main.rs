@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fleet_callout::device::{self, Devices, Directory, Kicker, kube::KubeRegistrar};
 use fleet_callout::{Callout, Metrics, OidcValidator, RequestVerifier, Settings};
 use tokio_util::sync::CancellationToken;
 
@@ -28,26 +29,44 @@ async fn main() -> ExitCode {
     tracing::info!(?settings, "starting fleet-callout");
 
     let metrics = Metrics::new();
-    let oidc = match OidcValidator::new(settings.oidc.clone(), metrics.clone()) {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot set up the OIDC client");
-            return ExitCode::FAILURE;
-        }
-    };
     let verifier = RequestVerifier::new(settings.issuer, settings.xkey);
-    let callout = Arc::new(Callout::new(verifier, oidc, settings.policy, metrics));
+    let mut callout = match &settings.oidc {
+        // No identity provider: device logins only (ADR 0080).
+        None => Callout::without_oidc(verifier, settings.policy.clone(), metrics),
+        Some(config) => match OidcValidator::new(config.clone(), metrics.clone()) {
+            Ok(oidc) => Callout::new(verifier, oidc, settings.policy.clone(), metrics),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot set up the OIDC client");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let shutdown = CancellationToken::new();
+    if let Some(device_settings) = &settings.devices {
+        match start_devices(
+            device_settings,
+            &settings.nats_tls,
+            &settings.policy,
+            shutdown.clone(),
+        )
+        .await
+        {
+            Ok(devices) => callout = callout.with_devices(devices),
+            Err(code) => return code,
+        }
+    }
+    let callout = Arc::new(callout);
 
     // Load discovery and keys in the background until it works, so the
     // first agent connects do not pay for it and readiness reflects it.
-    {
+    if callout.oidc().is_some() {
         let callout = callout.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(200);
             loop {
-                match callout.oidc().warm_up().await {
+                let Some(oidc) = callout.oidc() else { return };
+                match oidc.warm_up().await {
                     Ok(()) => {
                         tracing::info!("OIDC discovery and JWKS loaded");
                         return;
@@ -123,6 +142,65 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Device logins (ADR 0080): the system connection that kicks revoked
+/// devices, the Kubernetes registrar, and the watches that feed the
+/// directory (in the background until `shutdown`).
+async fn start_devices(
+    settings: &fleet_callout::config::DeviceSettings,
+    tls: &fleet_proto::client::ClientTls,
+    policy: &fleet_callout::Policy,
+    shutdown: CancellationToken,
+) -> Result<Arc<Devices>, ExitCode> {
+    let seed = match settings.system_user.seed() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "the system user key has no seed");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let system = match tls
+        .apply(async_nats::ConnectOptions::with_nkey(seed))
+        .name("fleet-callout-system")
+        .retry_on_initial_connect()
+        .connect(settings.system_nats_url.as_str())
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, url = %settings.system_nats_url, "cannot connect the system user to NATS");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let kube = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build a Kubernetes client for the device directory");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let directory = Arc::new(Directory::new());
+    let registrar = KubeRegistrar::new(
+        kube.clone(),
+        &settings.namespace,
+        &settings.stack,
+        policy.budget,
+    );
+    let devices = Arc::new(Devices::new(
+        directory,
+        Arc::new(registrar),
+        Some(Kicker::new(system, policy.target_account.clone())),
+    ));
+    tokio::spawn(device::kube::run_watches(
+        kube,
+        settings.namespace.clone(),
+        settings.stack.clone(),
+        devices.clone(),
+        shutdown,
+    ));
+    tracing::info!(namespace = %settings.namespace, stack = %settings.stack, "serving device logins");
+    Ok(devices)
 }
 
 async fn wait_for_signal() {

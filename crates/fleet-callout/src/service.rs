@@ -10,11 +10,46 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{AgentId, IdentityError, agent_id_from_claims, agent_user_claims};
-use crate::claims::{self, AuthorizationResponse};
+use crate::claims::{self, AuthorizationResponse, Claims, Permission, USER_TYPE, UserNats};
+use crate::device::{self, DeviceDenial, Devices, Grant};
 use crate::metrics::Metrics;
 use crate::oidc::{OidcValidator, TokenError};
 use crate::request::{RequestVerifier, VerifiedRequest, XKEY_HEADER};
 use crate::unix_now;
+
+/// Life of the connection that answers an enrollment or key rotation.
+pub const RECEIPT_LIFETIME_SECS: i64 = 10;
+
+/// A user that may neither publish nor subscribe: the receipt of an
+/// enrollment or rotation (the connect succeeding is the whole answer).
+fn receipt_user_claims(
+    agent: &AgentId,
+    user_nkey: &str,
+    target_account: &str,
+    now: i64,
+) -> Claims<UserNats> {
+    let deny_all = Permission {
+        allow: vec![],
+        deny: vec![">".into()],
+    };
+    let mut claims = Claims::new(
+        user_nkey,
+        UserNats {
+            publish: deny_all.clone(),
+            subscribe: deny_all,
+            resp: None,
+            subs: 0,
+            data: -1,
+            payload: -1,
+            kind: USER_TYPE.into(),
+            version: claims::NATS_JWT_VERSION,
+        },
+    );
+    claims.name = agent.to_string();
+    claims.aud = Some(claims::Audience::One(target_account.to_string()));
+    claims.exp = now.saturating_add(RECEIPT_LIFETIME_SECS);
+    claims
+}
 
 /// Subject nats-server publishes authorization requests on.
 pub const AUTH_SUBJECT: &str = "$SYS.REQ.USER.AUTH";
@@ -63,6 +98,10 @@ enum Denial {
     Token(#[from] TokenError),
     #[error("identity rejected: {0}")]
     Identity(#[from] IdentityError),
+    #[error("device refused: {0}")]
+    Device(#[from] DeviceDenial),
+    #[error("a token login, but this callout has no identity provider (devices only)")]
+    NoIdentityProvider,
     #[error("decision took longer than the {0:?} budget")]
     Timeout(Duration),
     #[error("internal error: {0}")]
@@ -74,6 +113,8 @@ impl Denial {
         match self {
             Denial::Token(e) => e.reason(),
             Denial::Identity(_) => "bad_identity",
+            Denial::Device(d) => d.reason(),
+            Denial::NoIdentityProvider => "no_identity_provider",
             Denial::Timeout(_) => "timeout",
             Denial::Internal(_) => "internal",
         }
@@ -83,9 +124,12 @@ impl Denial {
 /// The auth-callout service. Share it behind an `Arc`.
 pub struct Callout {
     verifier: RequestVerifier,
-    oidc: OidcValidator,
+    /// `None`: no identity provider (device logins only).
+    oidc: Option<OidcValidator>,
     policy: Policy,
     metrics: Metrics,
+    /// Device logins (ADR 0080); `None`: every CONNECT goes to OIDC.
+    devices: Option<Arc<Devices>>,
     /// Number of connections currently subscribed to [`AUTH_SUBJECT`].
     subscribed: AtomicUsize,
 }
@@ -109,25 +153,51 @@ impl Callout {
     ) -> Self {
         Callout {
             verifier,
-            oidc,
+            oidc: Some(oidc),
             policy,
             metrics,
+            devices: None,
             subscribed: AtomicUsize::new(0),
         }
+    }
+
+    /// A callout with no identity provider: only device logins succeed
+    /// (add them with [`Callout::with_devices`]); token logins are refused
+    /// with `no_identity_provider`.
+    pub fn without_oidc(verifier: RequestVerifier, policy: Policy, metrics: Metrics) -> Self {
+        Callout {
+            verifier,
+            oidc: None,
+            policy,
+            metrics,
+            devices: None,
+            subscribed: AtomicUsize::new(0),
+        }
+    }
+
+    /// Also serves device logins: key logins, enrollment and key rotation.
+    pub fn with_devices(mut self, devices: Arc<Devices>) -> Self {
+        self.devices = Some(devices);
+        self
+    }
+
+    pub fn devices(&self) -> Option<&Arc<Devices>> {
+        self.devices.as_ref()
     }
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
-    pub fn oidc(&self) -> &OidcValidator {
-        &self.oidc
+    pub fn oidc(&self) -> Option<&OidcValidator> {
+        self.oidc.as_ref()
     }
 
     /// Ready = at least one connection subscribed to the request subject
     /// and the issuer's discovery document loaded.
     pub fn is_ready(&self) -> bool {
-        self.subscribed.load(Ordering::Relaxed) > 0 && self.oidc.is_warm()
+        self.subscribed.load(Ordering::Relaxed) > 0
+            && self.oidc.as_ref().is_none_or(OidcValidator::is_warm)
     }
 
     /// Handles one request payload: the bytes to reply with, or `None` when
@@ -150,9 +220,10 @@ impl Callout {
             };
         let info = &request.claims.nats.client_info;
         let (answer, allowed, reason) = match decision {
-            Ok((agent, user_jwt)) => {
+            Ok((agent, login, user_jwt)) => {
                 tracing::info!(
                     agent = %agent,
+                    login,
                     client_host = %info.host,
                     client_name = %info.name,
                     server = %request.claims.nats.server_id.name,
@@ -191,14 +262,63 @@ impl Callout {
         }
     }
 
-    /// Validates the presented token and builds the user JWT.
+    /// Decides one login and builds the user JWT: the agent, what kind of
+    /// login it was (for the log), the JWT.
     async fn authorize(
+        &self,
+        request: &VerifiedRequest,
+        now: i64,
+    ) -> Result<(AgentId, &'static str, String), Denial> {
+        let opts = &request.claims.nats.connect_opts;
+        if let Some(devices) = &self.devices
+            && let Some(login) = device::classify(opts)
+        {
+            let nonce = &request.claims.nats.client_info.nonce;
+            let grant = devices.decide(login, opts, nonce, now).await?;
+            let jwt = self.device_user_jwt(&grant, request, now)?;
+            return Ok((grant.agent().clone(), grant.kind(), jwt));
+        }
+        let (agent, jwt) = self.authorize_oidc(request, now).await?;
+        Ok((agent, "oidc", jwt))
+    }
+
+    /// A device's user JWT: an approved device gets exactly what a pod
+    /// agent with its id gets; an enrollment or rotation receipt gets no
+    /// permission at all and a life of [`RECEIPT_LIFETIME_SECS`].
+    fn device_user_jwt(
+        &self,
+        grant: &Grant,
+        request: &VerifiedRequest,
+        now: i64,
+    ) -> Result<String, Denial> {
+        let mut user = match grant {
+            Grant::Agent(agent) => agent_user_claims(
+                agent,
+                request.user_nkey(),
+                &self.policy.target_account,
+                now.saturating_add(
+                    i64::try_from(self.policy.max_user_lifetime.as_secs()).unwrap_or(i64::MAX),
+                ),
+            ),
+            Grant::Enrolled { agent, .. } | Grant::Rotated(agent) => {
+                receipt_user_claims(agent, request.user_nkey(), &self.policy.target_account, now)
+            }
+        };
+        claims::encode(&mut user, self.verifier.issuer(), now)
+            .map_err(|e| Denial::Internal(e.to_string()))
+    }
+
+    /// Validates the presented OIDC token and builds the user JWT.
+    async fn authorize_oidc(
         &self,
         request: &VerifiedRequest,
         now: i64,
     ) -> Result<(AgentId, String), Denial> {
         let token = request.claims.nats.connect_opts.auth_token.expose();
-        let validated = self.oidc.validate(token).await?;
+        let Some(oidc) = &self.oidc else {
+            return Err(Denial::NoIdentityProvider);
+        };
+        let validated = oidc.validate(token).await?;
         let agent = agent_id_from_claims(&validated.claims, &self.policy.identity_claim)?;
         let max = now.saturating_add(
             i64::try_from(self.policy.max_user_lifetime.as_secs()).unwrap_or(i64::MAX),

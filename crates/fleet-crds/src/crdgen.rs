@@ -25,11 +25,16 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::{FleetAgent, FleetCommand, FleetStack};
+use crate::{FleetAgent, FleetCommand, FleetEnrollmentToken, FleetStack};
 
 /// Every CRD of the project, in a stable order.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    let mut crds = vec![FleetStack::crd(), FleetAgent::crd(), FleetCommand::crd()];
+    let mut crds = vec![
+        FleetStack::crd(),
+        FleetAgent::crd(),
+        FleetCommand::crd(),
+        FleetEnrollmentToken::crd(),
+    ];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {
             if let Some(root) = version

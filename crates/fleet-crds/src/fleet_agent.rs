@@ -36,6 +36,8 @@ pub const STACK_LABEL: &str = "fleet.nationtech.io/stack";
     doc = "An agent of the fleet, maintained by the fleet-operator from the agent's NATS heartbeats.",
     printcolumn = r#"{"name":"Agent","type":"string","jsonPath":".spec.agentId"}"#,
     printcolumn = r#"{"name":"Connected","type":"boolean","jsonPath":".status.connected"}"#,
+    printcolumn = r#"{"name":"Approved","type":"boolean","priority":1,"jsonPath":".spec.approved","description":"Devices only: may connect (pod agents leave it empty)."}"#,
+    printcolumn = r#"{"name":"Disabled","type":"boolean","priority":1,"jsonPath":".spec.disabled"}"#,
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version"}"#,
     // What a person reads off `kubectl get fleetagents`: connected (or
     // disconnected) since when. The Ready condition flips exactly when
@@ -54,6 +56,24 @@ pub struct FleetAgentSpec {
     /// `_`) get a hash suffix, so this field is the authoritative id.
     #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
     pub agent_id: String,
+    /// A device's public NKey (`U...`, 56 characters), recorded at
+    /// enrollment: the device logs in by signing the server's nonce with the
+    /// matching private key, which never leaves it. Absent for pod agents
+    /// (docs/adr/0080-device-identity-enrollment-revocation.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 56, max = 56), regex(pattern = r"^U[A-Z2-7]{55}$"))]
+    pub public_key: Option<String>,
+    /// A device may connect only while approved. Enrollment sets it from the
+    /// token's `autoApprove`; a person or a GitOps commit approves the rest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approved: bool,
+    /// True: the callout refuses the device and disconnects its live
+    /// connection (within a second). Deleting the object does the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+    /// The FleetEnrollmentToken the device enrolled with (its name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment_token: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
@@ -91,4 +111,41 @@ pub struct FleetAgentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+}
+
+/// FleetAgent object name for agent id `s` (a valid `fleet_proto::AgentId`):
+/// kept as is when it already is a valid object name, else lower-cased,
+/// `_` -> `-`, plus a hash of the exact id so `Agent_1` and `agent-1` never
+/// share an object. Persisted: never change the result for an id.
+pub fn agent_object_name(s: &str) -> String {
+    let valid = s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && s.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric);
+    if valid {
+        return s.to_string();
+    }
+    let cleaned: String = s
+        .chars()
+        .map(|c| match c {
+            '_' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    let cleaned = cleaned.trim_matches('-');
+    let hash = fnv1a(s.as_bytes());
+    if cleaned.is_empty() {
+        format!("agent-{hash:08x}")
+    } else {
+        format!("{cleaned}-{hash:08x}")
+    }
+}
+
+/// 32-bit FNV-1a: stable across releases and platforms (unlike std's
+/// hasher), which a persisted name needs.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
 }

@@ -11,6 +11,7 @@
 //!   and the drift test use it).
 
 pub mod crdgen;
+pub mod enrollment_token;
 pub mod fleet_agent;
 pub mod fleet_command;
 pub mod pod_overrides;
@@ -19,7 +20,13 @@ pub mod status;
 pub mod validate;
 pub mod validate_tls;
 
-pub use fleet_agent::{FleetAgent, FleetAgentSpec, FleetAgentStatus, STACK_LABEL};
+pub use enrollment_token::{
+    FleetEnrollmentToken, FleetEnrollmentTokenSpec, FleetEnrollmentTokenStatus, SECRET_HASH_PREFIX,
+    TokenSpecError,
+};
+pub use fleet_agent::{
+    FleetAgent, FleetAgentSpec, FleetAgentStatus, STACK_LABEL, agent_object_name,
+};
 pub use fleet_command::{
     AgentOutcome, AgentResult, CommandSummary, FleetCommand, FleetCommandName, FleetCommandSpec,
     FleetCommandStatus,

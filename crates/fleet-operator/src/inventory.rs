@@ -286,6 +286,15 @@ async fn execute(writer: &Writer, action: Action, metrics: &Metrics) -> Done {
         }
         Action::Delete { id } => {
             let name = object_name(&id);
+            // A device's FleetAgent is its enrollment record (public key,
+            // approval; ADR 0080): a device offline past the TTL is still
+            // enrolled, so only a person or GitOps deletes it.
+            if let Ok(Some(agent)) = writer.api.get_opt(&name).await
+                && agent.spec.public_key.is_some()
+            {
+                info!(agent = %id, "device silent past its TTL: FleetAgent kept (it is the device's enrollment)");
+                return Done::Delete(id, true);
+            }
             let result = match writer.api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => Ok(()),
                 Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),

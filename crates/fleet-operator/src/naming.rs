@@ -28,38 +28,10 @@ pub fn agent_selector(owner_stack: Option<&str>) -> String {
     }
 }
 
+/// The FleetAgent object name of `id` (shared with the callout, which
+/// creates device FleetAgents at enrollment: `fleet_crds::agent_object_name`).
 pub fn object_name(id: &AgentId) -> String {
-    let s = id.as_str();
-    let valid = s
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && s.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
-        && s.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric);
-    if valid {
-        return s.to_string();
-    }
-    let cleaned: String = s
-        .chars()
-        .map(|c| match c {
-            '_' => '-',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect();
-    let cleaned = cleaned.trim_matches('-');
-    let hash = fnv1a(s.as_bytes());
-    if cleaned.is_empty() {
-        format!("agent-{hash:08x}")
-    } else {
-        format!("{cleaned}-{hash:08x}")
-    }
-}
-
-/// 32-bit FNV-1a: stable across releases and platforms (unlike std's
-/// hasher), which a persisted name needs.
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-    })
+    fleet_crds::agent_object_name(id.as_str())
 }
 
 #[cfg(test)]

@@ -337,6 +337,7 @@ async fn a_command_reaches_only_the_operators_own_stack() {
         "theirs",
         FleetAgentSpec {
             agent_id: "theirs".into(),
+            ..Default::default()
         },
     );
     theirs.metadata.labels = Some(

@@ -236,6 +236,7 @@ async fn an_upgraded_operator_adopts_its_unlabelled_agents_and_no_others() {
             name,
             FleetAgentSpec {
                 agent_id: name.into(),
+                ..Default::default()
             },
         );
         let mut labels = BTreeMap::from([(
@@ -285,5 +286,59 @@ async fn an_upgraded_operator_adopts_its_unlabelled_agents_and_no_others() {
         .await
         .expect("new-west left alone");
     assert_eq!(stack_label(&new_west).as_deref(), Some("west"));
+    env.teardown().await;
+}
+
+/// A device's FleetAgent is its enrollment (ADR 0080): silent past the TTL
+/// it is kept, while a silent pod agent's object is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_device_keeps_its_fleet_agent_past_the_ttl() {
+    let mut env = TestEnv::start("op-device-ttl").await;
+    let make = |name: &str, public_key: Option<String>| {
+        let mut fa = FleetAgent::new(
+            name,
+            FleetAgentSpec {
+                agent_id: name.into(),
+                public_key,
+                approved: true,
+                ..Default::default()
+            },
+        );
+        fa.metadata.labels = Some(BTreeMap::from([(
+            "app.kubernetes.io/managed-by".to_string(),
+            "fleet-operator".to_string(),
+        )]));
+        fa
+    };
+    let device_key = format!("U{}", "A".repeat(55));
+    for fa in [
+        make("silent-pod", None),
+        make("silent-device", Some(device_key)),
+    ] {
+        env.agents()
+            .create(&PostParams::default(), &fa)
+            .await
+            .expect("create FleetAgent");
+    }
+    env.start_operator(env.run_config()).await;
+    wait_for("silent-pod deleted after the TTL", || {
+        let api = env.agents();
+        async move {
+            api.get_opt("silent-pod")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    // The device's delete would have come in the same TTL pass.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let device = env
+        .agents()
+        .get("silent-device")
+        .await
+        .expect("the device's FleetAgent is kept");
+    assert!(device.spec.approved);
     env.teardown().await;
 }

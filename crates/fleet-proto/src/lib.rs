@@ -11,11 +11,14 @@
 //!   [`PROTOCOL_VERSION`] and bounded by [`MAX_PAYLOAD_BYTES`]; errors are
 //!   typed [`ErrorBody`] `{code, message}` replies.
 //! - [`Heartbeat`] with [`encode_heartbeat`] / [`decode_heartbeat`].
+//! - [`device`]: the enrollment and key-rotation requests a device sends in
+//!   its CONNECT `auth_token` (ADR 0080).
 //! - With the `client` feature, [`client`]: `ping`, `info` and `ping_all`
 //!   for requesters, retrying NoResponders within a deadline.
 
 mod agent_id;
 mod command;
+pub mod device;
 mod envelope;
 mod payloads;
 pub mod subjects;

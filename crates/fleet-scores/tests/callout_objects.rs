@@ -253,7 +253,12 @@ async fn smoke_probe_reads_the_real_callout_readyz() {
     let serving = callout.clone();
     let s = stop.clone();
     tokio::spawn(async move { serving.serve(nc, "fleet-callout", s).await });
-    callout.oidc().warm_up().await.expect("discovery");
+    callout
+        .oidc()
+        .expect("the callout has an issuer")
+        .warm_up()
+        .await
+        .expect("discovery");
     let mut outcome = callout::smoke_probe("127.0.0.1", port, Duration::from_secs(2)).await;
     for _ in 0..50 {
         if outcome.passed() {

@@ -242,6 +242,7 @@ mod tests {
             "dev-1",
             FleetAgentSpec {
                 agent_id: "dev-1".into(),
+                ..Default::default()
             },
         );
         agent.metadata.namespace = Some("edge".into());

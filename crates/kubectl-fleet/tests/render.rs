@@ -198,6 +198,7 @@ fn agent(id: &str, connected: bool, labels: &[(&str, &str)]) -> FleetAgent {
         id,
         FleetAgentSpec {
             agent_id: id.to_string(),
+            ..Default::default()
         },
     );
     a.metadata.namespace = Some("edge".into());

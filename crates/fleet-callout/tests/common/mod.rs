@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use fleet_callout::device::{Devices, Directory, Kicker, MemoryRegistrar};
 use fleet_callout::{
     Callout, ClientCredentials, Metrics, OidcConfig, OidcValidator, Policy, RequestVerifier, Secret,
 };
@@ -41,6 +42,10 @@ pub struct StackOptions {
     /// Serve the client port with TLS only (a certificate for `localhost`
     /// from a fresh stack CA); clients dial [`Stack::url`].
     pub tls: bool,
+    /// Serve device logins (ADR 0080): the server config gets the
+    /// callout's system nkey user, the callout a directory (enrollments
+    /// recorded in memory) and a kicker on a system connection.
+    pub devices: bool,
 }
 
 impl Default for StackOptions {
@@ -57,6 +62,7 @@ impl Default for StackOptions {
             connections: 1,
             token_lifetime: Duration::from_secs(300),
             tls: false,
+            devices: false,
         }
     }
 }
@@ -68,6 +74,8 @@ pub struct Stack {
     pub metrics: Metrics,
     /// Seed of the issuer account (for building more callout replicas).
     pub account_seed: String,
+    /// With `devices`: the device side of the callout.
+    pub devices: Option<Arc<Devices>>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     connections: usize,
@@ -83,8 +91,8 @@ fn write_localhost_cert() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let now = tls::unix_now();
     let life = Duration::from_secs(3600);
-    let ca = tls::CertificateAuthority::generate("bench", "bench", "bench-ca", life, now)
-        .expect("CA");
+    let ca =
+        tls::CertificateAuthority::generate("bench", "bench", "bench-ca", life, now).expect("CA");
     let id = tls::ServerIdentity::new().with_name("localhost");
     let cert = tls::issue_server_cert(&ca, &id, life, now, ("bench", "bench-nats-tls"))
         .expect("certificate");
@@ -108,13 +116,29 @@ pub fn callout_server_config(
     xkey: Option<&str>,
     timeout_secs: u64,
 ) -> String {
+    callout_server_config_with_system_user(issuer_account, xkey, timeout_secs, None)
+}
+
+/// [`callout_server_config`] plus, with `system_user`, the callout's system
+/// nkey user in SYS (bypassing the callout): it makes the server send a
+/// nonce to every client, and lets the callout kick connections.
+pub fn callout_server_config_with_system_user(
+    issuer_account: &str,
+    xkey: Option<&str>,
+    timeout_secs: u64,
+    system_user: Option<&str>,
+) -> String {
     let xkey_line = xkey.map(|x| format!("xkey: \"{x}\"")).unwrap_or_default();
+    let (sys_users, sys_auth) = match system_user {
+        Some(key) => (format!("users: [ {{ nkey: {key} }} ]"), format!(", {key}")),
+        None => (String::new(), String::new()),
+    };
     format!(
         r#"
 accounts {{
   AUTH {{ users: [ {{ user: {AUTH_USER}, password: "{AUTH_PASSWORD}" }} ] }}
   FLEET {{ users: [ {{ user: {OPERATOR_USER}, password: "{OPERATOR_PASSWORD}" }} ] }}
-  SYS {{}}
+  SYS {{ {sys_users} }}
 }}
 system_account: SYS
 authorization {{
@@ -122,7 +146,7 @@ authorization {{
   auth_callout {{
     issuer: "{issuer_account}"
     account: AUTH
-    auth_users: [ {AUTH_USER}, {OPERATOR_USER} ]
+    auth_users: [ {AUTH_USER}, {OPERATOR_USER}{sys_auth} ]
     {xkey_line}
   }}
 }}
@@ -149,10 +173,12 @@ impl Stack {
 
         let account = KeyPair::new_account();
         let xkey = opts.xkey.then(XKey::new);
-        let mut config = callout_server_config(
+        let system_user = opts.devices.then(KeyPair::new_user);
+        let mut config = callout_server_config_with_system_user(
             &account.public_key(),
             xkey.as_ref().map(XKey::public_key).as_deref(),
             opts.auth_timeout_secs,
+            system_user.as_ref().map(KeyPair::public_key).as_deref(),
         );
         let tls_dir = opts.tls.then(write_localhost_cert);
         if let Some(dir) = &tls_dir {
@@ -179,7 +205,7 @@ impl Stack {
         let oidc = OidcValidator::new(oidc_cfg, metrics.clone()).expect("oidc client");
         let account_seed = account.seed().expect("account seed");
         let verifier = RequestVerifier::new(account, xkey);
-        let callout = Arc::new(Callout::new(
+        let mut callout = Callout::new(
             verifier,
             oidc,
             Policy {
@@ -187,13 +213,32 @@ impl Stack {
                 ..Policy::default()
             },
             metrics.clone(),
-        ));
+        );
+        let mut devices = None;
+        if let Some(system_user) = system_user {
+            let system =
+                async_nats::ConnectOptions::with_nkey(system_user.seed().expect("system seed"))
+                    .name("fleet-callout-system")
+                    .connect(nats.url())
+                    .await
+                    .expect("the callout's system user connects (bypasses the callout)");
+            let directory = Arc::new(Directory::new());
+            let d = Arc::new(Devices::new(
+                directory.clone(),
+                Arc::new(MemoryRegistrar::new(directory)),
+                Some(Kicker::new(system, "FLEET")),
+            ));
+            callout = callout.with_devices(d.clone());
+            devices = Some(d);
+        }
+        let callout = Arc::new(callout);
         let mut stack = Stack {
             issuer,
             nats,
             callout,
             metrics,
             account_seed,
+            devices,
             shutdown: CancellationToken::new(),
             tasks: Vec::new(),
             connections: opts.connections.max(1),
@@ -233,8 +278,8 @@ impl Stack {
                 ))
                 .name("fleet-callout-test")
                 .connect(self.url())
-            .await
-            .expect("callout connects as the auth user");
+                .await
+                .expect("callout connects as the auth user");
             let callout = self.callout.clone();
             let shutdown = self.shutdown.clone();
             self.tasks.push(tokio::spawn(async move {
@@ -246,6 +291,7 @@ impl Stack {
         }
         self.callout
             .oidc()
+            .expect("the test stack has an issuer")
             .warm_up()
             .await
             .expect("discovery and JWKS load");
@@ -297,7 +343,12 @@ impl Stack {
             Policy::default(),
             metrics.clone(),
         ));
-        replica.oidc().warm_up().await.expect("replica warms up");
+        replica
+            .oidc()
+            .expect("the replica has an issuer")
+            .warm_up()
+            .await
+            .expect("replica warms up");
         let client = async_nats::ConnectOptions::with_user_and_password(
             AUTH_USER.into(),
             AUTH_PASSWORD.into(),

@@ -10,6 +10,7 @@
 //! seeds, and renders the matching `auth_callout` config.
 
 pub mod agent_env;
+pub mod devices;
 pub mod objects;
 pub mod probe;
 

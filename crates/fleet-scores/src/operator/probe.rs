@@ -226,6 +226,7 @@ mod tests {
             &format!("obj-{}", id.to_lowercase()),
             FleetAgentSpec {
                 agent_id: id.into(),
+                ..Default::default()
             },
         );
         a.status = connected.map(|connected| FleetAgentStatus {
