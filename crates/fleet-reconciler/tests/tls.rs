@@ -51,7 +51,11 @@ async fn put_secret(env: &TestEnv, name: &str, data: &[(&str, &str)]) {
         ..Default::default()
     };
     env.api::<Secret>()
-        .patch(name, &PatchParams::apply("fleet-tests").force(), &Patch::Apply(&secret))
+        .patch(
+            name,
+            &PatchParams::apply("fleet-tests").force(),
+            &Patch::Apply(&secret),
+        )
         .await
         .expect("write the user's CA Secret");
 }
@@ -59,8 +63,7 @@ async fn put_secret(env: &TestEnv, name: &str, data: &[(&str, &str)]) {
 async fn stalled_message(env: &TestEnv, stack: &str, needle: &str) -> String {
     let s = env
         .wait_stack(&format!("Stalled mentioning {needle}"), stack, |s| {
-            condition(s, STALLED)
-                .is_some_and(|c| c.status == "True" && c.message.contains(needle))
+            condition(s, STALLED).is_some_and(|c| c.status == "True" && c.message.contains(needle))
         })
         .await;
     let c = condition(&s, STALLED).unwrap();
@@ -82,15 +85,36 @@ async fn a_user_ca_that_cannot_serve_is_stalled_naming_it_and_nothing_is_applied
     assert!(msg.contains("spec.nats.tls.caSecret"), "{msg}");
     assert!(msg.contains("company-ca"), "{msg}");
     // Nothing of NATS was applied.
-    assert!(env.api::<StatefulSet>().get_opt("demo-nats").await.unwrap().is_none());
-    assert!(env.api::<ConfigMap>().get_opt("demo-nats-config").await.unwrap().is_none());
-    assert!(env.api::<Secret>().get_opt("demo-nats-credentials").await.unwrap().is_none());
+    assert!(
+        env.api::<StatefulSet>()
+            .get_opt("demo-nats")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        env.api::<ConfigMap>()
+            .get_opt("demo-nats-config")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        env.api::<Secret>()
+            .get_opt("demo-nats-credentials")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // A key that is another CA's.
     put_secret(
         &env,
         "company-ca",
-        &[("tls.crt", good.cert_pem()), ("tls.key", other.key_pem().expose())],
+        &[
+            ("tls.crt", good.cert_pem()),
+            ("tls.key", other.key_pem().expose()),
+        ],
     )
     .await;
     let msg = stalled_message(&env, "demo", "private key matching").await;
@@ -101,7 +125,10 @@ async fn a_user_ca_that_cannot_serve_is_stalled_naming_it_and_nothing_is_applied
     put_secret(
         &env,
         "company-ca",
-        &[("tls.crt", old.cert_pem()), ("tls.key", old.key_pem().expose())],
+        &[
+            ("tls.crt", old.cert_pem()),
+            ("tls.key", old.key_pem().expose()),
+        ],
     )
     .await;
     stalled_message(&env, "demo", "company-ca").await;
@@ -111,7 +138,10 @@ async fn a_user_ca_that_cannot_serve_is_stalled_naming_it_and_nothing_is_applied
     put_secret(
         &env,
         "company-ca",
-        &[("tls.crt", good.cert_pem()), ("tls.key", good.key_pem().expose())],
+        &[
+            ("tls.crt", good.cert_pem()),
+            ("tls.key", good.key_pem().expose()),
+        ],
     )
     .await;
     env.wait_stack("the stall cleared", "demo", |s| {
@@ -119,7 +149,11 @@ async fn a_user_ca_that_cannot_serve_is_stalled_naming_it_and_nothing_is_applied
     })
     .await;
     let cert = wait_for("the server certificate Secret", || async {
-        env.api::<Secret>().get_opt("demo-nats-tls").await.ok().flatten()
+        env.api::<Secret>()
+            .get_opt("demo-nats-tls")
+            .await
+            .ok()
+            .flatten()
     })
     .await;
     let data = cert.data.unwrap();
@@ -128,7 +162,11 @@ async fn a_user_ca_that_cannot_serve_is_stalled_naming_it_and_nothing_is_applied
         good.cert_pem()
     );
     let ca_map = wait_for("the CA ConfigMap", || async {
-        env.api::<ConfigMap>().get_opt("demo-nats-ca").await.ok().flatten()
+        env.api::<ConfigMap>()
+            .get_opt("demo-nats-ca")
+            .await
+            .ok()
+            .flatten()
     })
     .await;
     assert_eq!(ca_map.data.unwrap()["ca.crt"], good.cert_pem());
@@ -155,5 +193,11 @@ async fn an_advertised_address_that_is_not_a_host_is_stalled_naming_the_entry() 
     env.create("demo", spec).await;
     let msg = stalled_message(&env, "demo", "spec.nats.expose.advertise[1]").await;
     assert!(!msg.contains("advertise[0]"), "{msg}");
-    assert!(env.api::<StatefulSet>().get_opt("demo-nats").await.unwrap().is_none());
+    assert!(
+        env.api::<StatefulSet>()
+            .get_opt("demo-nats")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

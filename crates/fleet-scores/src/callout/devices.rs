@@ -122,6 +122,7 @@ mod tests {
                 identity_claim: None,
                 introspection_secret: None,
             },
+            nats_tls: true,
         }
     }
 
