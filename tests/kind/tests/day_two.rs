@@ -172,7 +172,9 @@ async fn pod_overrides_place_the_pods_and_an_unschedulable_selector_is_named() {
     .expect("unschedulable reported");
     let ready = condition(&stuck, "Ready").expect("Ready");
     assert!(
-        ready.message.contains("node affinity/selector"),
+        // "didn't match Pod's node affinity" (1.20) or "... node
+        // affinity/selector" (newer schedulers).
+        ready.message.contains("node affinity"),
         "{}",
         describe(&stuck)
     );
