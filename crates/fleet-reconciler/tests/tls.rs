@@ -27,8 +27,9 @@ fn spec_with_ca(secret: &str) -> FleetStackSpec {
     nats.tls.ca_secret = Some(SecretRef {
         name: secret.into(),
     });
-    // Looked at again every 2 s while Stalled on the Secret.
-    spec.probe.interval_seconds = 2;
+    // Looked at again every 5 s (the shortest interval) while Stalled on
+    // the Secret.
+    spec.probe.interval_seconds = 5;
     spec
 }
 
@@ -42,7 +43,10 @@ async fn put_secret(env: &TestEnv, name: &str, data: &[(&str, &str)]) {
             name: Some(name.into()),
             ..Default::default()
         },
-        type_: Some("kubernetes.io/tls".into()),
+        // Opaque: the API server itself refuses a kubernetes.io/tls Secret
+        // without tls.key, and a Secret's type cannot change afterwards;
+        // the reconciler reads the keys whatever the type.
+        type_: Some("Opaque".into()),
         data: Some(
             data.iter()
                 .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
