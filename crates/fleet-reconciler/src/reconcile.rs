@@ -134,31 +134,20 @@ pub async fn reconcile(
         .await;
     // The API server refused one of our objects for a value that came
     // from the spec: nothing to retry until the spec changes.
-    let refused: Vec<SpecError> = run
-        .reports
-        .iter()
-        .filter_map(|(_, report)| match report {
-            StepReport::Ran(Err(e)) => fleet_scores::rejection::from_interpret_error(&name, e),
-            _ => None,
-        })
-        .collect();
+    let refused = spec_errors(&run, |e| {
+        fleet_scores::rejection::from_interpret_error(&name, e)
+    });
     if !refused.is_empty() {
         return stall(&ctx, &stack, &current, &refused, Action::await_change()).await;
     }
     // A Secret the user named cannot serve: Stalled on its field, looked
     // at again on a timer (fixing the Secret does not wake the stack).
-    let unusable: Vec<SpecError> = run
-        .reports
-        .iter()
-        .filter_map(|(_, report)| match report {
-            StepReport::Ran(Err(e)) => fleet_scores::rejection::from_user_secret(&stack.spec, e),
-            _ => None,
-        })
-        .collect();
+    let unusable = spec_errors(&run, |e| {
+        fleet_scores::rejection::from_user_secret(&stack.spec, e)
+    });
     if !unusable.is_empty() {
-        let interval =
-            Duration::from_secs(u64::try_from(stack.spec.probe.interval_seconds).unwrap_or(30));
-        return stall(&ctx, &stack, &current, &unusable, Action::requeue(interval)).await;
+        let again = Action::requeue(probe_interval(&stack));
+        return stall(&ctx, &stack, &current, &unusable, again).await;
     }
     // A workload accepted whose pods the API server refuses shows only in
     // FailedCreate Events; looked for only while something is not Ready.
@@ -209,6 +198,22 @@ pub async fn reconcile(
 /// Whether every component present ran and its probe passed.
 fn all_passed(run: &Run) -> bool {
     run.reports.iter().all(|(_, report)| report.ready())
+}
+
+/// The SpecErrors `of` finds in the failed steps of `run`.
+fn spec_errors(run: &Run, of: impl Fn(&InterpretError) -> Option<SpecError>) -> Vec<SpecError> {
+    run.reports
+        .iter()
+        .filter_map(|(_, report)| match report {
+            StepReport::Ran(Err(e)) => of(e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `spec.probe.intervalSeconds`.
+fn probe_interval(stack: &FleetStack) -> Duration {
+    Duration::from_secs(u64::try_from(stack.spec.probe.interval_seconds).unwrap_or(30))
 }
 
 /// Schema first, then what the schema cannot express; every error names
@@ -289,14 +294,12 @@ fn requeue(
     );
     if ready {
         ctx.backoff.reset(key);
-        let interval = u64::try_from(stack.spec.probe.interval_seconds).unwrap_or(30);
-        return at_most(Duration::from_secs(interval));
+        return at_most(probe_interval(stack));
     }
     if let Some(failed) = results.iter().find(|r| r.state != ComponentState::Ready) {
         ctx.metrics.error(&failed.reason);
     }
-    let interval =
-        Duration::from_secs(u64::try_from(stack.spec.probe.interval_seconds).unwrap_or(30));
+    let interval = probe_interval(stack);
     ctx.backoff.next(key);
     let delay = retry_delay(ctx.backoff.failures(key), interval);
     at_most(delay)

@@ -139,18 +139,11 @@ fn callout_pod(input: &CalloutInput, mut pod: PodSpec) -> PodSpec {
 
 /// The callout container's environment (see crates/fleet-callout/src/config.rs).
 fn env(input: &CalloutInput) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
-    let nats = NatsNames::new(&input.stack);
     let file = |key: &str| format!("{KEYS_DIR}/{key}");
     let mut env = vec![
         pod::env(
             "FLEET_CALLOUT_NATS_URL",
-            nats::access::url(
-                &format!(
-                    "{}.{}.svc.cluster.local",
-                    nats.client_service, input.namespace
-                ),
-                input.nats_tls,
-            ),
+            nats::access::pod_url(&input.stack, &input.namespace, input.nats_tls),
         ),
         pod::env("FLEET_CALLOUT_NATS_USER", nats::config::AUTH_USER),
         pod::env(

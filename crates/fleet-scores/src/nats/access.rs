@@ -52,11 +52,14 @@ pub fn url(host: &str, tls: bool) -> String {
 /// The URL pods of the stack dial: the client Service's cluster DNS name,
 /// which the server certificate covers.
 pub fn in_cluster_url(stack: &StackRef) -> String {
-    let service = NatsNames::new(&stack.name).client_service;
-    url(
-        &format!("{service}.{}.svc.cluster.local", stack.namespace),
-        stack.nats_tls,
-    )
+    pod_url(&stack.name, &stack.namespace, stack.nats_tls)
+}
+
+/// [`in_cluster_url`] for builders that hold the stack's name and
+/// namespace rather than its [`StackRef`].
+pub fn pod_url(stack: &str, namespace: &str, tls: bool) -> String {
+    let service = NatsNames::new(stack).client_service;
+    url(&format!("{service}.{namespace}.svc.cluster.local"), tls)
 }
 
 /// The ConfigMap with the CA certificate (pure).

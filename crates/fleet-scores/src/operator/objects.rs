@@ -199,17 +199,10 @@ pub fn rules(input: &OperatorInput) -> Vec<PolicyRule> {
 
 /// The operator container's environment (crates/fleet-operator/src/config.rs).
 pub fn env(input: &OperatorInput) -> Vec<EnvVar> {
-    let nats = NatsNames::new(&input.stack);
     let mut env = vec![
         pod::env(
             "FLEET_NATS_URL",
-            nats::access::url(
-                &format!(
-                    "{}.{}.svc.cluster.local",
-                    nats.client_service, input.namespace
-                ),
-                input.nats_tls,
-            ),
+            nats::access::pod_url(&input.stack, &input.namespace, input.nats_tls),
         ),
         pod::env("FLEET_NATS_USER", nats::config::FLEET_USER),
         pod::env(
