@@ -124,15 +124,39 @@ fn nats_server(conf_path: &Path, name: &str, routes: &[String]) -> Command {
     cmd
 }
 
-fn wait_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nats-server not listening on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+/// Starts one server from the rendered `conf` on fresh loopback ports and
+/// waits until it accepts connections. Its output goes to a log file that
+/// a failure prints. Ports come from binding port 0 and releasing it, so a
+/// parallel test can take one in between: a server that exits before
+/// listening is started again on other ports (three attempts).
+fn start_single(conf: &str, dir: &Path, tls_dir: &Path) -> (Kill, (u16, u16, u16)) {
+    let log_path = dir.join("nats-server.log");
+    let mut last_log = String::new();
+    for _attempt in 0..3 {
+        let ports = (free_port(), free_port(), free_port());
+        let path = dir.join("nats.conf");
+        std::fs::write(&path, localize(conf, dir, tls_dir, ports)).unwrap();
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = nats_server(&path, "demo-nats-0", &[])
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start nats-server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", ports.0)).is_ok() {
+                return (Kill(vec![child]), ports);
+            }
+            if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
     }
+    panic!("nats-server never listened (3 attempts); its last log:\n{last_log}");
 }
 
 #[test]
@@ -277,18 +301,8 @@ async fn a_tls_server_accepts_verified_clients_only() {
     write_cert_files(&tls_dir);
     let other_dir = dir.path().join("other");
     write_cert_files(&other_dir);
-    let ports = (free_port(), free_port(), free_port());
     let o = build_with_tls(&input(1), Some(&tls_input()));
-    let path = dir.path().join("nats.conf");
-    std::fs::write(&path, localize(&o.config, dir.path(), &tls_dir, ports)).unwrap();
-    let _server = Kill(vec![
-        nats_server(&path, "demo-nats-0", &[])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nats-server"),
-    ]);
-    wait_listening(ports.0);
+    let (_server, ports) = start_single(&o.config, dir.path(), &tls_dir);
 
     let routes = |ca: &Path| ProbeRoutes {
         monitor_host: Some("127.0.0.1".into()),
@@ -374,10 +388,11 @@ fn two_servers_form_a_cluster_over_verified_tls_routes() {
         std::fs::create_dir_all(&sub).unwrap();
         let path = sub.join("nats.conf");
         std::fs::write(&path, localize(&o.config, &sub, &tls_dir, *p)).unwrap();
+        let log = std::fs::File::create(sub.join("nats-server.log")).unwrap();
         servers.0.push(
             nats_server(&path, &format!("demo-nats-{i}"), &routes)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stdout(Stdio::from(log.try_clone().unwrap()))
+                .stderr(Stdio::from(log))
                 .spawn()
                 .expect("start nats-server"),
         );
@@ -392,10 +407,18 @@ fn two_servers_form_a_cluster_over_verified_tls_routes() {
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while !ports.iter().all(|p| routez(p.2).unwrap_or(0) >= 1) {
-        assert!(
-            Instant::now() < deadline,
-            "the servers never formed a TLS cluster"
-        );
+        if Instant::now() > deadline {
+            let logs: Vec<String> = (0..2)
+                .map(|i| {
+                    std::fs::read_to_string(dir.path().join(format!("s{i}/nats-server.log")))
+                        .unwrap_or_default()
+                })
+                .collect();
+            panic!(
+                "the servers never formed a TLS cluster; logs:\n{}",
+                logs.join("\n---\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     // A plaintext route (even with the password) gets no cluster.
@@ -500,18 +523,8 @@ async fn a_renewed_certificate_is_served_after_a_reload_without_dropping_clients
     let ca =
         CertificateAuthority::generate("demo", "fleet", "demo-ca", NOW_LIFETIME * 10, now).unwrap();
     let first = write_server_cert(&tls_dir, &ca, NOW_LIFETIME);
-    let ports = (free_port(), free_port(), free_port());
     let o = build_with_tls(&input(1), Some(&tls_input()));
-    let path = dir.path().join("nats.conf");
-    std::fs::write(&path, localize(&o.config, dir.path(), &tls_dir, ports)).unwrap();
-    let _server = Kill(vec![
-        nats_server(&path, "demo-nats-0", &[])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nats-server"),
-    ]);
-    wait_listening(ports.0);
+    let (_server, ports) = start_single(&o.config, dir.path(), &tls_dir);
     let deadline = Duration::from_secs(5);
     let target = probe_target(ports.0, ports.2, "localhost");
     let routes = |not_after| ProbeRoutes {
