@@ -64,6 +64,9 @@ pub struct NatsServer {
     config_body: String,
     port: u16,
     monitor_port: u16,
+    /// Set by `spawn` when the process exited before it listened (the
+    /// signature of a port taken by someone else).
+    exited_early: bool,
 }
 
 impl NatsServer {
@@ -84,9 +87,22 @@ impl NatsServer {
             config_body: config_body.to_string(),
             port: free_port()?,
             monitor_port: free_port()?,
+            exited_early: false,
         };
-        server.spawn()?;
-        Ok(server)
+        // The ports were free when probed, but a parallel test can take one
+        // before the server binds it: a server that exits at once is given
+        // fresh ports (three attempts) rather than failing the test.
+        let mut attempts = 0;
+        loop {
+            match server.spawn() {
+                Err(TestkitError::NotListening { .. }) if attempts < 2 && server.exited_early => {
+                    attempts += 1;
+                    server.port = free_port()?;
+                    server.monitor_port = free_port()?;
+                }
+                other => return other.map(|()| server),
+            }
+        }
     }
 
     /// `nats://127.0.0.1:<port>`
@@ -183,9 +199,16 @@ impl NatsServer {
         let deadline = Duration::from_secs(10);
         let start = Instant::now();
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        self.exited_early = false;
         while start.elapsed() < deadline {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && matches!(child.try_wait(), Ok(Some(_)))
+            {
+                self.exited_early = true;
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
