@@ -307,7 +307,7 @@ async fn a_tls_server_accepts_verified_clients_only() {
     let routes = |ca: &Path| ProbeRoutes {
         monitor_host: Some("127.0.0.1".into()),
         tls: ClientTls::with_ca_file(ca.join("ca.crt")),
-        certificate: None,
+        expect: None,
     };
     // The smoke probe: TLS verified against the stack CA, host name
     // `localhost` in the certificate, pub/sub round trip.
@@ -530,9 +530,10 @@ async fn a_renewed_certificate_is_served_after_a_reload_without_dropping_clients
     let routes = |not_after| ProbeRoutes {
         monitor_host: Some("127.0.0.1".into()),
         tls: ClientTls::with_ca_file(tls_dir.join("ca.crt")),
-        certificate: Some(nats::ExpectedCert {
-            not_after,
+        expect: Some(nats::Expected {
             servers: 1,
+            not_after: Some(not_after),
+            config: Some(o.marker.clone()),
         }),
     };
     let outcome = smoke_probe_with(&target, &routes(first), deadline).await;

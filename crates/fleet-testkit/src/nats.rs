@@ -144,6 +144,15 @@ impl NatsServer {
         self.spawn()
     }
 
+    /// Replaces the configuration body in the server's file without
+    /// telling the server (as the kubelet swaps a mounted ConfigMap); a
+    /// config reload or a restart picks it up.
+    pub fn rewrite_config(&mut self, config_body: &str) -> Result<(), TestkitError> {
+        self.config_body = config_body.to_string();
+        std::fs::write(self.dir.path().join("nats.conf"), self.config_text())?;
+        Ok(())
+    }
+
     /// Pid of the running server, if any (to send it signals in tests).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -5,6 +5,8 @@
 //!   a nodeSelector matching no node leaves Ready False with the
 //!   scheduler's message naming the component;
 //! * `spec.nats.config`: an accepted key reaches the server (`/varz`); a
+//!   reloadable change (max_payload) reaches it by a config reload, Ready
+//!   only once `/varz` shows it, same pod uid; a
 //!   key nats-server rejects is Stalled with its message and nothing rolls
 //!   (same pod uid, same ConfigMap); a key we own is Stalled naming it;
 //! * the operator serves the NATS server metrics it polls
@@ -247,6 +249,43 @@ async fn nats_config_reaches_the_server_and_a_rejected_one_rolls_nothing() {
     )
     .await
     .expect("NATS metrics scraped from the operator");
+
+    // A reloadable change (max_payload) reaches the running server by a
+    // config reload: Ready again for the new generation only once /varz
+    // shows it, on the same pod (ADR 0073).
+    let reloaded_at = std::time::Instant::now();
+    let mut bigger = spec.clone();
+    if let Some(nats) = bigger.nats.as_mut() {
+        nats.config.insert("max_payload".into(), "3MB".into());
+    }
+    apply_stack(&stacks, STACK, bigger).await.expect("apply");
+    wait_stack(
+        &stacks,
+        STACK,
+        "is Ready with max_payload 3MB",
+        Duration::from_secs(180),
+        is_ready,
+    )
+    .await
+    .expect("Ready after the reload");
+    let varz: serde_json::Value =
+        serde_json::from_str(&http_get(monitor.local, "/varz").await.expect("varz"))
+            .expect("varz json");
+    assert_eq!(
+        varz["max_payload"],
+        3 * 1024 * 1024,
+        "Ready means the server serves the applied config"
+    );
+    let same = nats_pod(&pods).await.expect("nats pod");
+    assert_eq!(
+        same.metadata.uid.as_deref(),
+        Some(uid.as_str()),
+        "no restart"
+    );
+    eprintln!(
+        "reloadable nats.config change: Ready with the new value after {:.1}s, same pod",
+        reloaded_at.elapsed().as_secs_f64()
+    );
 
     let config_maps = ns.api::<ConfigMap>();
     let before = config_maps

@@ -38,6 +38,8 @@ pub const OWNED_TOP_LEVEL: &[&str] = &[
     "lame_duck_grace_period",
     "leafnodes",
     "listen",
+    // The reconciler's reload marker (ConfigMarker in fleet-scores).
+    "metadata",
     "monitor_port",
     "net",
     "no_auth_user",
@@ -50,6 +52,7 @@ pub const OWNED_TOP_LEVEL: &[&str] = &[
     "ports_file_dir",
     "resolver",
     "resolver_preload",
+    "server_metadata",
     "server_name",
     "server_tags",
     "store_dir",

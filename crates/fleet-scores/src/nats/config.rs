@@ -150,7 +150,57 @@ pub struct ConfigInput<'a> {
     pub tls: Option<&'a TlsFiles>,
 }
 
-/// The complete server configuration.
+/// Keys of `server_metadata` carrying the hashes of the file a server
+/// loaded; VARZ reports them (`metadata`), so the reconciler can tell
+/// which servers a reload must still reach ([`super::reload`]).
+pub const METADATA_RESTART: &str = "fleet_restart";
+pub const METADATA_CONFIG: &str = "fleet_config";
+
+/// What a server's config is, as two hashes (16 hex digits of SHA-256):
+/// `config` of the whole rendered file, `restart` of it without the parts
+/// nats-server reloads (`user_config::reloadable`). Equal `restart`, other
+/// `config`: a reload applies the difference; other `restart`: only a
+/// restart does, so it is what the pod template carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigMarker {
+    pub restart: String,
+    pub config: String,
+}
+
+/// The configuration and its marker.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The file: [`render`]'s text, then the `server_metadata` line.
+    pub text: String,
+    pub marker: ConfigMarker,
+}
+
+/// The file a server runs: [`render`], stamped with its [`ConfigMarker`].
+pub fn render_marked(input: &ConfigInput<'_>) -> Rendered {
+    let full = render(input);
+    let fixed_spec = super::user_config::without_reloadable(input.spec);
+    let fixed = render(&ConfigInput {
+        spec: &fixed_spec,
+        ..input.clone()
+    });
+    let short = |text: &str| {
+        use sha2::{Digest, Sha256};
+        crate::apply::hex(&Sha256::digest(text.as_bytes()))[..16].to_string()
+    };
+    let marker = ConfigMarker {
+        restart: short(&fixed),
+        config: short(&full),
+    };
+    // nats-server reloads `server_metadata` (2.11+), so a reload changes
+    // what VARZ reports exactly when the server read the new file.
+    let text = format!(
+        "{full}# The hashes of this file, read back from /varz by the reconciler\nserver_metadata: {{ {METADATA_RESTART}: \"{}\", {METADATA_CONFIG}: \"{}\" }}\n",
+        marker.restart, marker.config
+    );
+    Rendered { text, marker }
+}
+
+/// The complete server configuration (without the marker).
 pub fn render(input: &ConfigInput<'_>) -> String {
     let mut c = String::new();
     c.push_str(

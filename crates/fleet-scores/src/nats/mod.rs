@@ -39,7 +39,8 @@ use crate::write_once;
 pub use objects::{
     COMPONENT, NatsInput, NatsNames, NatsObjects, NatsTlsInput, build, build_with_tls,
 };
-pub use probe::{ExpectedCert, ProbeRoutes, ProbeTarget, smoke_probe, smoke_probe_with};
+pub use probe::{ProbeRoutes, ProbeTarget, smoke_probe, smoke_probe_with};
+pub use reload::Expected;
 
 /// Keys of the write-once credentials Secret.
 pub const SYS_PASSWORD_KEY: &str = "sys-password";
@@ -400,7 +401,9 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret<'_> {
         resources.apply(&objects.workload()?).await?;
         let applied = resources.finish().await?;
 
-        let probe = self.probe(topology, &creds, tls.as_ref()).await;
+        let probe = self
+            .probe(topology, &creds, tls.as_ref(), &objects.marker)
+            .await;
         let published = self.published(tls.as_ref(), &live);
         Ok(applied.outcome(probe, None).publishing(published))
     }
@@ -412,6 +415,7 @@ impl NatsInterpret<'_> {
         topology: &T,
         creds: &BTreeMap<String, Sensitive>,
         tls: Option<&TlsState>,
+        marker: &config::ConfigMarker,
     ) -> ProbeOutcome {
         let s = self.score;
         let names = NatsNames::new(&s.stack.name);
@@ -443,8 +447,16 @@ impl NatsInterpret<'_> {
             user: config::SYS_USER.into(),
             password: password.clone(),
         };
+        let expect = Expected {
+            servers: usize::try_from(s.spec.replicas).unwrap_or(1),
+            not_after: tls.map(|t| t.validity.not_after),
+            config: Some(marker.clone()),
+        };
         let routes = match tls {
-            None => ProbeRoutes::default(),
+            None => ProbeRoutes {
+                expect: Some(expect),
+                ..ProbeRoutes::default()
+            },
             Some(t) => {
                 let monitor_host = match topology
                     .service_host(&s.stack.namespace, &names.monitor_service)
@@ -465,10 +477,7 @@ impl NatsInterpret<'_> {
                 ProbeRoutes {
                     monitor_host: Some(monitor_host),
                     tls: ClientTls::with_ca_file(ca_file),
-                    certificate: Some(ExpectedCert {
-                        not_after: t.validity.not_after,
-                        servers: usize::try_from(s.spec.replicas).unwrap_or(1),
-                    }),
+                    expect: Some(expect),
                 }
             }
         };

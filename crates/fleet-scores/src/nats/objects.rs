@@ -21,10 +21,9 @@ use k8s_openapi::{
         util::intstr::IntOrString,
     },
 };
-use sha2::{Digest, Sha256};
 
 use super::config::{self, CLIENT_PORT, CLUSTER_PORT, MONITOR_PORT};
-use crate::apply::{DesiredObject, hex};
+use crate::apply::DesiredObject;
 use crate::labels::{self, CONFIG_HASH};
 use crate::pod;
 use crate::pod_overrides::{self, Defaults};
@@ -122,6 +121,8 @@ pub struct NatsObjects {
     pub statefulset: StatefulSet,
     /// The rendered nats.conf (also inside `config_map`).
     pub config: String,
+    /// Its hashes, which every server must report once it runs it.
+    pub marker: config::ConfigMarker,
 }
 
 impl NatsObjects {
@@ -224,7 +225,8 @@ pub fn build_with_tls(input: &NatsInput, tls: Option<&NatsTlsInput>) -> NatsObje
         callout: input.callout.as_ref(),
         tls: tls_files.as_ref(),
     };
-    let config = config::render(&config_input);
+    let rendered = config::render_marked(&config_input);
+    let config = rendered.text;
     // Cluster routes (replicas > 1): the route password from the Secret,
     // then one URL per replica composed from it by Kubernetes' $(VAR)
     // expansion, which nats.conf references as `$ROUTE_<i>`.
@@ -242,7 +244,9 @@ pub fn build_with_tls(input: &NatsInput, tls: Option<&NatsTlsInput>) -> NatsObje
     } else {
         Vec::new()
     };
-    let config_hash = hex(&Sha256::digest(config.as_bytes()));
+    // The pod template carries the hash of what only a restart changes;
+    // the reloadable rest reaches the servers by a reload (reload.rs).
+    let config_hash = rendered.marker.restart.clone();
     let selector = labels::selector_labels(&input.stack, COMPONENT);
 
     let mut service_account = ServiceAccount {
@@ -329,6 +333,7 @@ pub fn build_with_tls(input: &NatsInput, tls: Option<&NatsTlsInput>) -> NatsObje
         pdb,
         statefulset,
         config,
+        marker: rendered.marker,
     }
 }
 

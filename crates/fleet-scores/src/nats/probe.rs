@@ -30,19 +30,10 @@ pub struct ProbeRoutes {
     /// `None`: the target's host (monitoring on the client Service).
     pub monitor_host: Option<String>,
     pub tls: ClientTls,
-    /// With TLS: the certificate every server must serve; servers serving
-    /// another are reloaded ([`super::reload`]) and the probe reports
-    /// `RollingOut` until all serve it.
-    pub certificate: Option<ExpectedCert>,
-}
-
-/// The certificate in the Secret, as the servers should serve it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExpectedCert {
-    /// `notAfter` (Unix seconds): every issuance has its own.
-    pub not_after: i64,
-    /// How many servers must answer (`spec.nats.replicas`).
-    pub servers: usize,
+    /// What every server must serve (the certificate in the Secret, the
+    /// applied config); servers behind are reloaded ([`super::reload`])
+    /// and the probe reports `RollingOut` until all serve it.
+    pub expect: Option<super::reload::Expected>,
 }
 
 /// Runs the probe within `deadline` (the whole probe, not each step),
@@ -168,21 +159,27 @@ async fn run(
             ));
         }
     }
-    let Some(expected) = routes.certificate else {
+    let Some(expected) = &routes.expect else {
         return Ok(());
     };
     // Bounded by the probe's own deadline; a server that does not answer
-    // within a second is counted as not serving the certificate yet.
+    // within a second is counted as not up to date yet.
     let wait = deadline.min(Duration::from_secs(1));
-    match super::reload::converge(&client, expected.servers, expected.not_after, wait).await {
-        Ok(super::reload::CertRollout::Served) => Ok(()),
-        Ok(super::reload::CertRollout::Reloading { serving, servers }) => Err((
+    match super::reload::converge(&client, expected, wait).await {
+        Ok(super::reload::Rollout::Served) => Ok(()),
+        Ok(super::reload::Rollout::Converging {
+            current,
+            servers,
+            reloaded,
+            restarting,
+        }) => Err((
             crate::rollout::ROLLING_OUT,
             format!(
-                "nats: {serving}/{servers} servers serve the renewed certificate; config reload sent to the others"
+                "nats: {current}/{servers} servers serve the applied certificate and config; \
+                 config reload sent to {reloaded}, {restarting} restarting or not answering"
             ),
         )),
-        Err(e) => Err(("CertificateReloadFailed", format!("nats: {e}"))),
+        Err(e) => Err(("ConfigReloadFailed", format!("nats: {e}"))),
     }
 }
 

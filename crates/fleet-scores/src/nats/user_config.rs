@@ -94,6 +94,42 @@ pub fn merge(rendered: String, spec: &NatsSpec) -> String {
     c
 }
 
+/// Top-level `spec.nats.config` keys nats-server applies on a config
+/// reload (its `server/reload.go` diff options), so changing one reloads
+/// the running servers instead of rolling them. A test changes each on a
+/// real server and reloads it. Keys not listed roll the servers, which is
+/// always correct, only slower.
+pub const RELOADABLE_KEYS: &[&str] = &[
+    "debug",
+    "logtime",
+    "logtime_utc",
+    "max_connections",
+    "max_control_line",
+    "max_payload",
+    "max_traced_msg_len",
+    "ping_interval",
+    "ping_max",
+    "trace",
+    "trace_verbose",
+    "write_deadline",
+];
+
+/// Whether a change of `spec.nats.config[key]` reaches running servers by
+/// a reload.
+pub fn is_reloadable(key: &str) -> bool {
+    RELOADABLE_KEYS.contains(&key.to_ascii_lowercase().as_str())
+}
+
+/// `spec` without what a reload applies: its server tags and the
+/// reloadable `spec.nats.config` keys (the rest of the config is what only
+/// a restart changes; see [`super::config::ConfigMarker`]).
+pub fn without_reloadable(spec: &NatsSpec) -> NatsSpec {
+    let mut fixed = spec.clone();
+    fixed.server_tags.clear();
+    fixed.config.retain(|key, _| !is_reloadable(key));
+    fixed
+}
+
 /// Inserts `lines` (indented) before the closing `}` of the top-level
 /// block `name`; `config` unchanged if it has no such block.
 fn append_in_block(config: String, name: &str, lines: &[String]) -> String {
