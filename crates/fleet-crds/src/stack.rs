@@ -141,10 +141,16 @@ impl Default for NatsSpec {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JetStreamSpec {
-    /// Enables JetStream with a file store on a PersistentVolumeClaim.
+    /// Enables JetStream (on the storage `storage` names).
     #[serde(default)]
     pub enabled: bool,
-    /// Size of each server's JetStream volume.
+    /// Where streams live: `File` (a PersistentVolumeClaim per server of
+    /// `storageSize`) or `Memory` (no volume: memory streams only, capped by
+    /// `maxMemoryStore`; their messages are lost when a server restarts;
+    /// for sites without storage and for caches).
+    #[serde(default)]
+    pub storage: JetStreamStorage,
+    /// Size of each server's JetStream volume (`storage: File`).
     #[serde(default = "default_js_size")]
     pub storage_size: Quantity,
     /// StorageClass of the JetStream volumes (cluster default when absent).
@@ -169,6 +175,7 @@ impl Default for JetStreamSpec {
     fn default() -> Self {
         JetStreamSpec {
             enabled: false,
+            storage: JetStreamStorage::default(),
             storage_size: default_js_size(),
             storage_class_name: None,
             max_memory_store: None,
@@ -176,6 +183,17 @@ impl Default for JetStreamSpec {
             max_streams: None,
         }
     }
+}
+
+/// JetStream's storage (`spec.nats.jetstream.storage`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema, Default)]
+pub enum JetStreamStorage {
+    /// File streams on a PersistentVolumeClaim per server (and memory
+    /// streams).
+    #[default]
+    File,
+    /// Memory streams only; no volume is claimed.
+    Memory,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]

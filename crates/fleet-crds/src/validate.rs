@@ -164,6 +164,7 @@ fn check_nats(nats: &NatsSpec, spec: &FleetStackSpec, errors: &mut Vec<SpecError
         ));
     }
     check_jetstream_limits(&nats.jetstream, errors);
+    check_jetstream_memory(nats, errors);
     nats_config::check(nats, errors);
     if let Some(pod) = &nats.pod {
         overrides::check(Workload::Nats, pod, nats.resources.as_ref(), errors);
@@ -209,6 +210,52 @@ fn check_jetstream_limits(js: &JetStreamSpec, errors: &mut Vec<SpecError>) {
     }
     if let Some(n) = js.max_streams {
         check_range("spec.nats.jetstream.maxStreams", n, MAX_STREAMS, errors);
+    }
+}
+
+/// Memory storage and the memory it may take: memory streams live in the
+/// nats container, so their cap must be set (nats-server's default is 75%
+/// of the node's memory, far above any container limit) and fit under the
+/// container's memory limit; file settings mean nothing without a volume.
+fn check_jetstream_memory(nats: &NatsSpec, errors: &mut Vec<SpecError>) {
+    let js = &nats.jetstream;
+    if js.enabled && js.storage == JetStreamStorage::Memory {
+        if js.max_memory_store.is_none() {
+            errors.push(err(
+                "spec.nats.jetstream.maxMemoryStore",
+                "storage: Memory requires maxMemoryStore (without it nats-server allows memory streams 75% of the node's memory)",
+            ));
+        }
+        for (path, set) in [
+            (
+                "spec.nats.jetstream.maxFileStore",
+                js.max_file_store.is_some(),
+            ),
+            (
+                "spec.nats.jetstream.storageClassName",
+                js.storage_class_name.is_some(),
+            ),
+        ] {
+            if set {
+                errors.push(err(
+                    path,
+                    "has no effect with storage: Memory (no volume is claimed); remove it or use storage: File",
+                ));
+            }
+        }
+    }
+    let limit = nats.resources.as_ref().and_then(|r| r.limits.get("memory"));
+    if let (Some(max), Some(limit)) = (&js.max_memory_store, limit)
+        && let (Ok(m), Ok(l)) = (quantity::parse(&max.0), quantity::parse(&limit.0))
+        && m.compare(&l) != Some(Ordering::Less)
+    {
+        errors.push(err(
+            "spec.nats.jetstream.maxMemoryStore",
+            format!(
+                "{} must be below spec.nats.resources.limits.memory {} (memory streams live in the nats container, which would be OOM-killed first)",
+                max.0, limit.0
+            ),
+        ));
     }
 }
 

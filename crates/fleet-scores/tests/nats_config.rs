@@ -180,3 +180,55 @@ async fn a_running_server_reports_the_merged_values() {
     let info: serde_json::Value = serde_json::from_slice(&info.payload).expect("json");
     assert_eq!(info["limits"]["max_streams"], 10, "{info}");
 }
+
+/// `jetstream.storage: Memory` on a real server: memory streams are
+/// created, file streams refused (no volume backs them).
+#[tokio::test]
+async fn memory_storage_takes_memory_streams_and_refuses_file_streams() {
+    let mut spec = NatsSpec::default();
+    spec.jetstream.enabled = true;
+    spec.jetstream.storage = fleet_crds::JetStreamStorage::Memory;
+    spec.jetstream.max_memory_store = Some(Quantity("64Mi".into()));
+    let rendered = render(&spec, None);
+    assert_eq!(
+        server_check::run(&bin(), &rendered).await.expect("ran"),
+        Verdict::Accepted
+    );
+    let body: String = rendered
+        .lines()
+        .filter(|l| {
+            !["listen:", "http:", "server_name:", "pid_file:"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .map(|l| {
+            l.replace("/data/jetstream", "\"./jetstream\"")
+                .replace("$SYS_PASSWORD", "\"sys\"")
+                .replace("$FLEET_PASSWORD", "\"fleet\"")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let server = NatsServer::start(&body).expect("nats-server starts");
+    let client = async_nats::ConnectOptions::with_user_and_password("fleet".into(), "fleet".into())
+        .connect(server.url())
+        .await
+        .expect("connect as fleet");
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "CACHE".into(),
+        subjects: vec!["cache.>".into()],
+        storage: async_nats::jetstream::stream::StorageType::Memory,
+        ..Default::default()
+    })
+    .await
+    .expect("a memory stream");
+    let file = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "DISK".into(),
+            subjects: vec!["disk.>".into()],
+            storage: async_nats::jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await;
+    assert!(file.is_err(), "a file stream without a volume: {file:?}");
+}

@@ -282,6 +282,67 @@ fn jetstream_gets_a_volume_claim_and_a_store() {
 }
 
 #[test]
+fn memory_jetstream_claims_no_volume_and_allows_no_file_streams() {
+    let mut spec = replicas(1);
+    spec.jetstream.enabled = true;
+    spec.jetstream.storage = fleet_crds::JetStreamStorage::Memory;
+    spec.jetstream.max_memory_store = Some(
+        k8s_openapi::apimachinery::pkg::api::resource::Quantity("256Mi".into()),
+    );
+    let o = nats::build(&input(spec, true));
+    assert!(o.config.contains("store_dir: /data/jetstream"));
+    assert!(o.config.contains("  max_file_store: 0\n"), "{}", o.config);
+    assert!(
+        o.config
+            .contains(&format!("max_memory_store: {}", 256u64 << 20))
+    );
+    let sts = o.statefulset.spec.as_ref().unwrap();
+    assert!(sts.volume_claim_templates.is_none());
+    let pod = sts.template.spec.as_ref().unwrap();
+    let volume = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "jetstream")
+        .expect("jetstream volume");
+    assert!(volume.empty_dir.is_some());
+}
+
+/// Reloadable keys (ADR 0073) change the ConfigMap but not the pod
+/// template: the probe reloads the servers instead of the roll.
+#[test]
+fn reloadable_changes_keep_the_pod_template_hash() {
+    let with = |key: &str, value: &str| {
+        let mut spec = replicas(3);
+        spec.config.insert(key.into(), value.into());
+        nats::build(&input(spec, true))
+    };
+    let (a, b) = (with("max_payload", "1MB"), with("max_payload", "2MB"));
+    assert_eq!(config_hash(&a), config_hash(&b));
+    assert_eq!(a.marker.restart, b.marker.restart);
+    assert_ne!(a.marker.config, b.marker.config);
+    assert_ne!(a.config, b.config);
+    assert!(b.config.contains(&format!(
+        "server_metadata: {{ fleet_restart: \"{}\", fleet_config: \"{}\" }}",
+        b.marker.restart, b.marker.config
+    )));
+    // Server tags are reloadable too; a key that is not rolls.
+    let mut tagged = replicas(3);
+    tagged.config.insert("max_payload".into(), "1MB".into());
+    tagged.server_tags = vec!["az:b".into()];
+    assert_eq!(
+        config_hash(&a),
+        config_hash(&nats::build(&input(tagged, true)))
+    );
+    let (c, d) = (
+        with("max_subscriptions", "10"),
+        with("max_subscriptions", "20"),
+    );
+    assert_ne!(config_hash(&c), config_hash(&d));
+}
+
+#[test]
 fn config_changes_change_the_pod_template_hash_and_nothing_else_does() {
     let base = nats::build(&input(replicas(1), true));
     let same = nats::build(&input(replicas(1), true));

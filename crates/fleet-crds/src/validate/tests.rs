@@ -626,3 +626,58 @@ fn jetstream_limits_stay_within_the_volume() {
         ]
     );
 }
+
+/// Issue 17 item 2: memory-only JetStream is capped, has no file settings,
+/// and fits in the container.
+#[test]
+fn memory_storage_needs_a_cap_below_the_memory_limit_and_no_file_settings() {
+    let memory = |f: &dyn Fn(&mut NatsSpec)| {
+        let mut spec = nats_only();
+        if let Some(n) = spec.nats.as_mut() {
+            n.jetstream.enabled = true;
+            n.jetstream.storage = JetStreamStorage::Memory;
+            f(n);
+        }
+        spec
+    };
+    assert_eq!(
+        paths(&memory(&|_| {})),
+        vec!["spec.nats.jetstream.maxMemoryStore"]
+    );
+    let capped = |n: &mut NatsSpec| n.jetstream.max_memory_store = Some(Quantity("256Mi".into()));
+    assert!(paths(&memory(&capped)).is_empty());
+    assert_eq!(
+        paths(&memory(&|n| {
+            capped(n);
+            n.jetstream.max_file_store = Some(Quantity("1Gi".into()));
+            n.jetstream.storage_class_name = Some("fast".into());
+        })),
+        vec![
+            "spec.nats.jetstream.maxFileStore",
+            "spec.nats.jetstream.storageClassName"
+        ]
+    );
+    // At or above the container's memory limit (either storage).
+    let limited = memory(&|n| {
+        capped(n);
+        n.resources = Some(ComputeResources {
+            requests: BTreeMap::new(),
+            limits: quantities(&[("memory", "256Mi")]),
+        });
+    });
+    let errors = messages(&limited);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(
+            "spec.nats.jetstream.maxMemoryStore: 256Mi must be below spec.nats.resources.limits.memory 256Mi"
+        ),
+        "{}",
+        errors[0]
+    );
+    // JetStream off: the storage setting alone is nothing to refuse.
+    let mut off = memory(&|_| {});
+    if let Some(n) = off.nats.as_mut() {
+        n.jetstream.enabled = false;
+    }
+    assert!(paths(&off).is_empty());
+}

@@ -4,7 +4,7 @@
 //! `$SYS_PASSWORD` / `$FLEET_PASSWORD`, which nats-server resolves from the
 //! container environment (filled from the write-once Secret).
 
-use fleet_crds::{ExposeSpec, ExposeType, NatsSpec, parse_advertise_address};
+use fleet_crds::{ExposeSpec, ExposeType, JetStreamStorage, NatsSpec, parse_advertise_address};
 
 pub const CLIENT_PORT: u16 = 4222;
 pub const CLUSTER_PORT: u16 = 6222;
@@ -247,8 +247,15 @@ fn cluster_block(input: &ConfigInput<'_>) -> String {
 
 fn jetstream_block(spec: &NatsSpec) -> String {
     let mut b = format!("jetstream {{\n  store_dir: {DATA_DIR}/jetstream\n");
-    if let Some(bytes) = quantity_bytes(&spec.jetstream.storage_size.0) {
-        b.push_str(&format!("  max_file_store: {bytes}\n"));
+    match spec.jetstream.storage {
+        JetStreamStorage::File => {
+            if let Some(bytes) = quantity_bytes(&spec.jetstream.storage_size.0) {
+                b.push_str(&format!("  max_file_store: {bytes}\n"));
+            }
+        }
+        // No volume: a file stream would fill the pod's ephemeral storage
+        // and vanish with the pod, so none can be created.
+        JetStreamStorage::Memory => b.push_str("  max_file_store: 0\n"),
     }
     b.push_str("}\n");
     b

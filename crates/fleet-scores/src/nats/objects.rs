@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use fleet_crds::NatsSpec;
+use fleet_crds::{JetStreamStorage, NatsSpec};
 use k8s_openapi::{
     api::{
         apps::v1::{StatefulSet, StatefulSetSpec},
@@ -402,26 +402,40 @@ fn statefulset(
             mount_path: config::DATA_DIR.into(),
             ..Default::default()
         });
-        claims.push(PersistentVolumeClaim {
-            metadata: ObjectMeta {
-                name: Some("jetstream".into()),
-                labels: Some(labels::component_labels(&input.stack, COMPONENT)),
-                ..Default::default()
-            },
-            spec: Some(PersistentVolumeClaimSpec {
-                access_modes: Some(vec!["ReadWriteOnce".into()]),
-                storage_class_name: spec.jetstream.storage_class_name.clone(),
-                resources: Some(VolumeResourceRequirements {
-                    requests: Some(BTreeMap::from([(
-                        "storage".to_string(),
-                        spec.jetstream.storage_size.clone(),
-                    )])),
+        match spec.jetstream.storage {
+            JetStreamStorage::File => claims.push(PersistentVolumeClaim {
+                metadata: ObjectMeta {
+                    name: Some("jetstream".into()),
+                    labels: Some(labels::component_labels(&input.stack, COMPONENT)),
+                    ..Default::default()
+                },
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".into()]),
+                    storage_class_name: spec.jetstream.storage_class_name.clone(),
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some(BTreeMap::from([(
+                            "storage".to_string(),
+                            spec.jetstream.storage_size.clone(),
+                        )])),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()
             }),
-            ..Default::default()
-        });
+            // Memory streams only: the store directory holds JetStream's
+            // metadata, a few KiB, in an emptyDir.
+            JetStreamStorage::Memory => volumes.push(Volume {
+                name: "jetstream".into(),
+                empty_dir: Some(EmptyDirVolumeSource {
+                    size_limit: Some(k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+                        "64Mi".into(),
+                    )),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }
     }
     let resources = spec.resources.as_ref().map(|r| ResourceRequirements {
         requests: (!r.requests.is_empty()).then(|| r.requests.clone()),
