@@ -83,7 +83,8 @@ pub struct NatsSpec {
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 9))]
     pub replicas: i32,
-    /// Container image; must have `nats-server` (>= 2.10) on its PATH.
+    /// Container image; must have `nats-server` (>= 2.11: the reload check
+    /// reads `server_metadata`) on its PATH.
     #[serde(default = "default_nats_image")]
     #[schemars(length(min = 1))]
     pub image: String,
