@@ -1,7 +1,7 @@
 //! Where Scores run. A Topology is a compile-time type; a Score states which
 //! capabilities it needs as trait bounds (`T: KubernetesTopology`).
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Endpoints, Service};
 use kube::{Api, Client};
 
 /// Marker for every deployment target; what a target can do are separate
@@ -48,6 +48,12 @@ pub enum TopologyError {
     NoService { namespace: String, name: String },
     #[error("Service {namespace}/{name} has no ClusterIP (yet)")]
     NoClusterIp { namespace: String, name: String },
+    #[error("reading the Endpoints of Service {namespace}/{name} failed: {source}")]
+    ReadEndpoints {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
 }
 
 /// What a Score needs from a Kubernetes target.
@@ -61,6 +67,14 @@ pub trait KubernetesTopology: Topology {
         namespace: &str,
         service: &str,
     ) -> impl Future<Output = Result<String, TopologyError>> + Send;
+    /// The address of one ready pod behind the Service (its Endpoints),
+    /// `None` while no pod is ready. Reachable before cluster DNS serves
+    /// the Service's name and kube-proxy routes its cluster IP.
+    fn ready_endpoint(
+        &self,
+        namespace: &str,
+        service: &str,
+    ) -> impl Future<Output = Result<Option<String>, TopologyError>> + Send;
 }
 
 /// A Kubernetes cluster reached through a kube `Client`.
@@ -109,6 +123,32 @@ impl KubernetesTopology for K8sTopology {
 
     fn serves_pdb_v1(&self) -> bool {
         self.pdb_v1
+    }
+
+    async fn ready_endpoint(
+        &self,
+        namespace: &str,
+        service: &str,
+    ) -> Result<Option<String>, TopologyError> {
+        // A list by name: the controller's RBAC lists and watches
+        // Endpoints (its wake-ups) and needs no `get` for this.
+        let api: Api<Endpoints> = Api::namespaced(self.client.clone(), namespace);
+        let list = api
+            .list(&kube::api::ListParams::default().fields(&format!("metadata.name={service}")))
+            .await
+            .map_err(|source| TopologyError::ReadEndpoints {
+                namespace: namespace.into(),
+                name: service.into(),
+                source,
+            })?;
+        // The lowest address, so repeated probes pick the same server.
+        Ok(list
+            .items
+            .iter()
+            .flat_map(|e| e.subsets.iter().flatten())
+            .flat_map(|s| s.addresses.iter().flatten())
+            .map(|a| a.ip.clone())
+            .min())
     }
 
     async fn service_host(&self, namespace: &str, service: &str) -> Result<String, TopologyError> {

@@ -307,6 +307,7 @@ async fn a_tls_server_accepts_verified_clients_only() {
     let routes = |ca: &Path| ProbeRoutes {
         monitor_host: Some("127.0.0.1".into()),
         tls: ClientTls::with_ca_file(ca.join("ca.crt")),
+        verify_name: None,
         expect: None,
     };
     // The smoke probe: TLS verified against the stack CA, host name
@@ -338,6 +339,35 @@ async fn a_tls_server_accepts_verified_clients_only() {
         ),
         "{outcome:?}"
     );
+
+    // Dialing the address but verifying a name the certificate carries
+    // (the probe of a pod address, issue 18): passes; a name it does not
+    // carry, or another CA, still fails.
+    let named = |ca: &Path, name: &str| ProbeRoutes {
+        verify_name: Some(name.into()),
+        ..routes(ca)
+    };
+    let outcome = smoke_probe_with(&by_ip, &named(&tls_dir, "demo-nats.fleet.svc"), deadline).await;
+    assert!(
+        matches!(outcome, ProbeOutcome::Passed { .. }),
+        "{outcome:?}"
+    );
+    for (ca, name) in [
+        (&tls_dir, "elsewhere.example.com"),
+        (&other_dir, "demo-nats.fleet.svc"),
+    ] {
+        let outcome = smoke_probe_with(&by_ip, &named(ca, name), deadline).await;
+        assert!(
+            matches!(
+                outcome,
+                ProbeOutcome::Failed {
+                    reason: "ConnectFailed",
+                    ..
+                }
+            ),
+            "{name}: {outcome:?}"
+        );
+    }
 
     // Plaintext: the server says TLS is required and never reads the
     // password.
@@ -530,6 +560,7 @@ async fn a_renewed_certificate_is_served_after_a_reload_without_dropping_clients
     let routes = |not_after| ProbeRoutes {
         monitor_host: Some("127.0.0.1".into()),
         tls: ClientTls::with_ca_file(tls_dir.join("ca.crt")),
+        verify_name: None,
         expect: Some(nats::Expected {
             servers: 1,
             not_after: Some(not_after),

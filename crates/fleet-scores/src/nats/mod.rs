@@ -10,6 +10,7 @@ pub mod access;
 pub mod config;
 pub mod objects;
 pub mod probe;
+pub mod probe_tls;
 pub mod reload;
 pub mod server_check;
 pub mod user_config;
@@ -433,6 +434,24 @@ impl NatsInterpret<'_> {
                 ),
             );
         };
+        // Nothing to probe until a server is ready behind the Service; the
+        // Endpoints change wakes the reconcile (no retry timer involved).
+        let endpoint = match topology
+            .ready_endpoint(&s.stack.namespace, &names.client_service)
+            .await
+        {
+            Ok(Some(ip)) => ip,
+            Ok(None) => {
+                return failed(
+                    crate::rollout::ROLLING_OUT,
+                    format!(
+                        "nats: no server behind Service {} is ready yet",
+                        names.client_service
+                    ),
+                );
+            }
+            Err(e) => return failed("ServiceUnreachable", format!("nats: {e}")),
+        };
         let host = match topology
             .service_host(&s.stack.namespace, &names.client_service)
             .await
@@ -477,10 +496,47 @@ impl NatsInterpret<'_> {
                 ProbeRoutes {
                     monitor_host: Some(monitor_host),
                     tls: ClientTls::with_ca_file(ca_file),
+                    verify_name: None,
                     expect: Some(expect),
                 }
             }
         };
-        smoke_probe_with(&target, &routes, s.stack.probe_timeout).await
+        let through_service = smoke_probe_with(&target, &routes, s.stack.probe_timeout).await;
+        // The Service's name or cluster IP not answering yet (cluster DNS
+        // and kube-proxy lag the Endpoints by up to seconds): the same
+        // probe against the ready server itself, its certificate verified
+        // against the Service's name. Any other failure is the answer.
+        let route_lag = matches!(
+            &through_service,
+            ProbeOutcome::Failed { reason, .. }
+                if *reason == "HealthzUnreachable" || *reason == "ConnectFailed"
+        );
+        if !route_lag {
+            return through_service;
+        }
+        let direct_target = ProbeTarget {
+            host: endpoint.clone(),
+            ..target
+        };
+        let direct_routes = ProbeRoutes {
+            monitor_host: Some(endpoint.clone()),
+            verify_name: tls.map(|_| format!("{}.{}.svc", names.client_service, s.stack.namespace)),
+            ..routes
+        };
+        match smoke_probe_with(&direct_target, &direct_routes, s.stack.probe_timeout).await {
+            ProbeOutcome::Passed { latency, message } => {
+                let why = match &through_service {
+                    ProbeOutcome::Failed { message, .. } => message.clone(),
+                    ProbeOutcome::Passed { .. } => String::new(),
+                };
+                ProbeOutcome::Passed {
+                    latency,
+                    message: format!(
+                        "{message}, through server {endpoint} (the Service route does not answer yet: {why})"
+                    ),
+                }
+            }
+            failed => failed,
+        }
     }
 }

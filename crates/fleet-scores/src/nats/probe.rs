@@ -30,6 +30,9 @@ pub struct ProbeRoutes {
     /// `None`: the target's host (monitoring on the client Service).
     pub monitor_host: Option<String>,
     pub tls: ClientTls,
+    /// With TLS: verify the certificate against this name instead of the
+    /// dialed host (a pod address; [`super::probe_tls`]).
+    pub verify_name: Option<String>,
     /// What every server must serve (the certificate in the Secret, the
     /// applied config); servers behind are reloaded ([`super::reload`])
     /// and the probe reports `RollingOut` until all serve it.
@@ -110,9 +113,13 @@ async fn run(
         target.user.clone(),
         target.password.expose().to_string(),
     );
-    let client = routes
-        .tls
-        .apply(options)
+    let options = match (&routes.verify_name, &routes.tls.ca_file) {
+        (Some(name), Some(ca)) => super::probe_tls::verifying_name(ca, name)
+            .map(|config| options.tls_client_config(config).require_tls(true))
+            .map_err(|e| ("ProbeSetupFailed", format!("nats: {e}")))?,
+        _ => routes.tls.apply(options),
+    };
+    let client = options
         .name("fleet-reconciler-probe")
         .connection_timeout(deadline)
         // The probe must fail, not hang reconnecting.
