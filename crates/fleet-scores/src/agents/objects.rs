@@ -204,7 +204,12 @@ pub fn build(input: &AgentsInput) -> AgentObjects {
         image_pull_policy: Some("IfNotPresent".into()),
         env: Some(env),
         ports: Some(vec![pod::container_port("http", HTTP_PORT)]),
-        readiness_probe: Some(pod::http_probe("http", "/readyz", 2, 3)),
+        readiness_probe: Some(pod::http_probe(
+            "http",
+            "/readyz",
+            pod::READINESS_PERIOD_SECS,
+            3,
+        )),
         liveness_probe: Some(pod::http_probe("http", "/healthz", 10, 3)),
         resources: Some(pod::resources(
             input.spec.resources.as_ref(),

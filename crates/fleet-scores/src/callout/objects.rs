@@ -208,7 +208,12 @@ pub fn build(input: &CalloutInput) -> CalloutObjects {
         env: Some(env(input)),
         ports: Some(vec![pod::container_port("http", HTTP_PORT)]),
         // Ready = subscribed to $SYS.REQ.USER.AUTH and discovery loaded.
-        readiness_probe: Some(pod::http_probe("http", "/readyz", 2, 3)),
+        readiness_probe: Some(pod::http_probe(
+            "http",
+            "/readyz",
+            pod::READINESS_PERIOD_SECS,
+            3,
+        )),
         liveness_probe: Some(pod::http_probe("http", "/healthz", 10, 3)),
         resources: Some(pod::resources(None, &DEFAULT_RESOURCES)),
         volume_mounts: Some(vec![VolumeMount {

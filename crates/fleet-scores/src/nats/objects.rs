@@ -503,7 +503,7 @@ fn statefulset(
         readiness_probe: Some(pod::http_probe(
             "monitor",
             "/healthz?js-server-only=true",
-            2,
+            pod::READINESS_PERIOD_SECS,
             3,
         )),
         liveness_probe: Some(pod::http_probe(

@@ -294,7 +294,12 @@ pub fn build(input: &OperatorInput) -> OperatorObjects {
         ports: Some(vec![pod::container_port("http", HTTP_PORT)]),
         // Ready = connected to NATS and both CRDs served (a follower waiting
         // for the Lease is ready too).
-        readiness_probe: Some(pod::http_probe("http", "/readyz", 2, 3)),
+        readiness_probe: Some(pod::http_probe(
+            "http",
+            "/readyz",
+            pod::READINESS_PERIOD_SECS,
+            3,
+        )),
         liveness_probe: Some(pod::http_probe("http", "/healthz", 10, 3)),
         resources: Some(pod::resources(None, &DEFAULT_RESOURCES)),
         volume_mounts: Some(vec![VolumeMount {
