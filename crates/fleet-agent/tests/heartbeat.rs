@@ -119,3 +119,29 @@ async fn heartbeats_pause_while_disconnected_and_show_the_gap() {
         assert_eq!(pair[1], pair[0] + 1, "consecutive once reconnected");
     }
 }
+
+/// With a long interval the first heartbeats come 1 s, 2 s and 4 s apart
+/// (`heartbeat::STARTUP_GAPS`), so an operator that subscribed just after
+/// the agent connected still learns about it within seconds (issue 18).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_heartbeats_come_quickly_then_the_interval() {
+    let server = NatsServer::start_plain().unwrap();
+    let nc = plain_client(&server.url()).await;
+    let mut config = test_config("hb-start", &server.url());
+    config.heartbeat_interval = Duration::from_secs(30);
+    let agent = spawn_agent(config, Arc::new(Anonymous)).await;
+    // A watcher that arrives after the first heartbeat went out.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sub = nc.subscribe(subjects::ALL_HEARTBEATS).await.unwrap();
+    nc.flush().await.unwrap();
+    let mut seqs = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(9), async {
+        while let Some(msg) = sub.next().await {
+            seqs.push(decode_heartbeat(&msg.payload).unwrap().seq);
+        }
+    })
+    .await;
+    // Sent at about 0, 1, 3 and 7 s; the next only at 37 s.
+    assert_eq!(seqs, vec![1, 2, 3], "heartbeats after the first: {seqs:?}");
+    agent.stop().await;
+}

@@ -32,9 +32,9 @@ pub enum Component {
 pub const CHILD_VERBS: [&str; 6] = ["get", "list", "watch", "create", "patch", "delete"];
 
 impl Component {
-    /// Every component, in dependency order: a component runs only after
-    /// every component before it passed its smoke probe. The operator comes
-    /// before the agents (they report to it; docs/adr/0052).
+    /// Every component, in an order where each comes after what it
+    /// [`depends_on`](Self::depends_on); the runner applies them in this
+    /// order within one reconcile.
     pub const ALL: [Component; 5] = [
         Component::Nats,
         Component::Identity,
@@ -42,6 +42,26 @@ impl Component {
         Component::Operator,
         Component::Agents,
     ];
+
+    /// What must pass its smoke probe before this component is applied:
+    /// only what its own pods or its probe need, so independent components
+    /// start together (issue 18). The operator and the agents both need
+    /// only NATS (and, in callout mode, the agents the callout and its
+    /// issuer): the agents' first heartbeats come a second apart, so an
+    /// operator starting next to them still sees them at once, and the
+    /// operator's follow-up check (every agent a connected FleetAgent) runs
+    /// only when every component passed.
+    pub const fn depends_on(self) -> &'static [Component] {
+        match self {
+            Component::Nats => &[],
+            // Zitadel and its PostgreSQL do not use NATS.
+            Component::Identity => &[],
+            // It connects to NATS and validates tokens against the issuer.
+            Component::Callout => &[Component::Nats, Component::Identity],
+            Component::Operator => &[Component::Nats],
+            Component::Agents => &[Component::Nats, Component::Identity, Component::Callout],
+        }
+    }
 
     /// Label value (`app.kubernetes.io/component`), `status.components` key
     /// and the prefix of its messages.
@@ -249,10 +269,14 @@ mod tests {
     #[test]
     fn order_is_the_dependency_order() {
         let pos = |c| Component::ALL.iter().position(|x| *x == c).unwrap();
-        assert!(pos(Component::Nats) < pos(Component::Identity));
-        assert!(pos(Component::Identity) < pos(Component::Callout));
-        assert!(pos(Component::Callout) < pos(Component::Operator));
-        assert!(pos(Component::Operator) < pos(Component::Agents));
+        for c in Component::ALL {
+            for d in c.depends_on() {
+                assert!(
+                    pos(*d) < pos(c),
+                    "{c:?} depends on {d:?}, which must come first"
+                );
+            }
+        }
         let mut sorted = Component::ALL;
         sorted.sort();
         assert_eq!(sorted, Component::ALL, "derive(Ord) follows ALL");

@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use crate::score::ProbeOutcome;
+use crate::topology::KubernetesTopology;
 
 /// Why [`get`] got no response.
 #[derive(Debug)]
@@ -80,6 +81,61 @@ impl Readyz {
                 self.unreachable,
                 format!("{component}: GET {url}: {}", root_cause(&e)),
             ),
+        }
+    }
+}
+
+impl Readyz {
+    /// Probes the component behind `service` (issue 18): nothing to probe
+    /// until a pod is ready behind it (`RollingOut`; the Endpoints change
+    /// wakes the reconcile), then the Service's route as clients use it,
+    /// and while that route does not answer yet (cluster DNS and
+    /// kube-proxy lag the Endpoints by up to seconds) the ready pod itself.
+    pub async fn probe_service<T: KubernetesTopology>(
+        &self,
+        topology: &T,
+        namespace: &str,
+        service: &str,
+        port: u16,
+        deadline: Duration,
+    ) -> ProbeOutcome {
+        let component = self.component;
+        let failed = |reason, message| ProbeOutcome::Failed {
+            reason,
+            message,
+            latency: Duration::ZERO,
+        };
+        let endpoint = match topology.ready_endpoint(namespace, service).await {
+            Ok(Some(ip)) => ip,
+            Ok(None) => {
+                return failed(
+                    crate::rollout::ROLLING_OUT,
+                    format!("{component}: no pod behind Service {service} is ready yet"),
+                );
+            }
+            Err(e) => return failed("ServiceUnreachable", format!("{component}: {e}")),
+        };
+        let host = match topology.service_host(namespace, service).await {
+            Ok(host) => host,
+            Err(e) => return failed("ServiceUnreachable", format!("{component}: {e}")),
+        };
+        let through_service = self.probe(&host, port, deadline).await;
+        match &through_service {
+            ProbeOutcome::Failed {
+                reason, message, ..
+            } if *reason == self.unreachable => match self.probe(&endpoint, port, deadline).await {
+                ProbeOutcome::Passed {
+                    latency,
+                    message: passed,
+                } => ProbeOutcome::Passed {
+                    latency,
+                    message: format!(
+                        "{passed}, through pod {endpoint} (the Service route does not answer yet: {message})"
+                    ),
+                },
+                failed => failed,
+            },
+            _ => through_service,
         }
     }
 }

@@ -2,10 +2,11 @@
 //!
 //! A [`Plan`] holds one [`Step`] per [`Component`], in [`Component::ALL`]
 //! order: absent from the spec, in the spec but unresolvable as written, or
-//! a boxed Score to run. [`Plan::run`] executes the steps in that order,
-//! each blocking on its smoke probe (a step runs only when every step
-//! before it passed), removes what absent components left behind, and
-//! runs the Scores' follow-up checks once every step is Ready.
+//! a boxed Score to run. [`Plan::run`] executes the steps in that order; a
+//! step runs only when every component it [depends on](Component::depends_on)
+//! passed its smoke probe (or is absent), so independent components start
+//! together. It removes what absent components left behind and runs the
+//! Scores' follow-up checks once every step is Ready.
 //!
 //! The runner never names a component: everything component-specific is
 //! in the Scores and in `Component`'s matches.
@@ -59,11 +60,17 @@ impl<T: KubernetesTopology> Plan<T> {
         stack: &str,
         deployed: impl Fn(Component) -> bool,
     ) -> Run {
-        let mut reports = Vec::with_capacity(self.steps.len());
-        let mut blocked_by: Option<Component> = None;
+        let mut reports: Vec<(Component, StepReport)> = Vec::with_capacity(self.steps.len());
         for (component, step) in &self.steps {
             let component = *component;
-            let report = match (step, blocked_by) {
+            // The first dependency that is present and not Ready (ALL puts
+            // dependencies first, so their reports exist already).
+            let blocked_on = component
+                .depends_on()
+                .iter()
+                .copied()
+                .find(|d| reports.iter().any(|(c, report)| c == d && !report.ready()));
+            let report = match (step, blocked_on) {
                 (Step::Absent, _) => StepReport::Absent {
                     removed: if deployed(component) {
                         resources::remove_component(topology, namespace, stack, component).await
@@ -77,11 +84,9 @@ impl<T: KubernetesTopology> Plan<T> {
                     StepReport::Ran(score.create_interpret().execute(topology).await)
                 }
             };
-            if !report.ready() {
-                blocked_by.get_or_insert(component);
-            }
             reports.push((component, report));
         }
+        let blocked_by = reports.iter().find(|(_, r)| !r.ready()).map(|(c, _)| *c);
         if blocked_by.is_none() {
             for ((_, step), (_, report)) in self.steps.iter().zip(reports.iter_mut()) {
                 if let Step::Run(score) = step

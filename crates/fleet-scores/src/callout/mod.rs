@@ -14,13 +14,11 @@ pub mod devices;
 pub mod objects;
 pub mod probe;
 
-use std::time::Duration;
-
 use fleet_crds::CalloutSpec;
 
 use crate::component::Component;
 use crate::resources::Resources;
-use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
+use crate::score::{Interpret, InterpretError, Outcome, Score};
 use crate::stack_ref::StackRef;
 use crate::topology::KubernetesTopology;
 pub use objects::{COMPONENT, CalloutInput, CalloutNames, CalloutObjects, CalloutOidc, build};
@@ -79,14 +77,15 @@ impl<T: KubernetesTopology> Interpret<T> for CalloutInterpret<'_> {
         resources.apply(&ordered).await?;
         let applied = resources.finish().await?;
         let service = CalloutNames::new(&s.stack.name).service;
-        let probe = match topology.service_host(&s.stack.namespace, &service).await {
-            Ok(host) => smoke_probe(&host, objects::HTTP_PORT, s.stack.probe_timeout).await,
-            Err(e) => ProbeOutcome::Failed {
-                reason: "ServiceUnreachable",
-                message: format!("callout: {e}"),
-                latency: Duration::ZERO,
-            },
-        };
+        let probe = probe::READYZ
+            .probe_service(
+                topology,
+                &s.stack.namespace,
+                &service,
+                objects::HTTP_PORT,
+                s.stack.probe_timeout,
+            )
+            .await;
         Ok(applied.outcome(probe, None))
     }
 }

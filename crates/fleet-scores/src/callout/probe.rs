@@ -12,7 +12,7 @@ use crate::http_probe::Readyz;
 use crate::score::ProbeOutcome;
 
 /// The callout's `/readyz`.
-const READYZ: Readyz = Readyz {
+pub const READYZ: Readyz = Readyz {
     component: crate::Component::Callout.name(),
     not_ready: "CalloutNotReady",
     unreachable: "CalloutUnreachable",

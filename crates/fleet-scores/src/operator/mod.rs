@@ -14,13 +14,11 @@
 pub mod objects;
 pub mod probe;
 
-use std::time::Duration;
-
 use fleet_crds::OperatorSpec;
 
 use crate::component::Component;
 use crate::resources::Resources;
-use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Score};
+use crate::score::{Interpret, InterpretError, Outcome, Score};
 use crate::stack_ref::StackRef;
 use crate::topology::KubernetesTopology;
 pub use objects::{COMPONENT, OperatorInput, OperatorNames, OperatorObjects, build, rules};
@@ -79,7 +77,6 @@ struct OperatorInterpret<'a> {
 impl<T: KubernetesTopology> Interpret<T> for OperatorInterpret<'_> {
     async fn execute(&self, topology: &T) -> Result<Outcome, InterpretError> {
         let s = self.score;
-        let client = topology.client();
         let mut resources = Resources::new(topology, &s.stack, Component::Operator);
         // Roll onto regenerated NATS credentials (docs/adr/0016).
         let hash = crate::nats::consumed_credentials_hash(
@@ -94,27 +91,18 @@ impl<T: KubernetesTopology> Interpret<T> for OperatorInterpret<'_> {
         resources.apply(&ordered).await?;
         let applied = resources.finish().await?;
         let service = OperatorNames::new(&s.stack.name).service;
-        let (probe, units) = match topology.service_host(&s.stack.namespace, &service).await {
-            Ok(host) => {
-                smoke_probe(
-                    client,
-                    &s.stack.namespace,
-                    &host,
-                    objects::HTTP_PORT,
-                    &[],
-                    s.stack.probe_timeout,
-                )
-                .await?
-            }
-            Err(e) => (
-                ProbeOutcome::Failed {
-                    reason: "ServiceUnreachable",
-                    message: format!("operator: {e}"),
-                    latency: Duration::ZERO,
-                },
-                None,
-            ),
-        };
+        // `/readyz` only: "every agent connected" is the follow-up check,
+        // once the agents (deployed next to the operator) run.
+        let probe = probe::READYZ
+            .probe_service(
+                topology,
+                &s.stack.namespace,
+                &service,
+                objects::HTTP_PORT,
+                s.stack.probe_timeout,
+            )
+            .await;
+        let units = None;
         Ok(applied.outcome(probe, units))
     }
 }

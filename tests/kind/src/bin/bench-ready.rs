@@ -136,10 +136,24 @@ async fn create(client: &Client, ns: &str, manifest: Value) -> Result<(), E2eErr
             what: doing.clone(),
             output: e.to_string(),
         })?;
-    api.create(&PostParams::default(), &object)
-        .await
-        .map_err(api_err(doing))?;
-    Ok(())
+    // Kubernetes < 1.24 refuses a pod until its ServiceAccount's token
+    // Secret exists (a new one gets it within a moment); as a workload
+    // controller would, try again.
+    let start = Instant::now();
+    loop {
+        match api.create(&PostParams::default(), &object).await {
+            Err(kube::Error::Api(e))
+                if e.message.contains("No API token found")
+                    && start.elapsed() < Duration::from_secs(30) =>
+            {
+                tokio::time::sleep(POLL).await;
+            }
+            other => {
+                other.map_err(api_err(doing))?;
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// The bare NATS servers: a config, a headless Service (routes and the
