@@ -107,7 +107,8 @@ fn single_server_statefulset_follows_the_nats_chart_and_restricted_pss() {
             .clone()
             .unwrap()
     };
-    assert_eq!(path(&c.startup_probe), "/healthz");
+    // No JetStream, no slow start: no startup probe holding readiness back.
+    assert!(c.startup_probe.is_none());
     assert_eq!(path(&c.readiness_probe), "/healthz?js-server-only=true");
     assert_eq!(path(&c.liveness_probe), "/healthz?js-enabled-only=true");
     // Lame duck on stop.
@@ -261,6 +262,26 @@ fn jetstream_gets_a_volume_claim_and_a_store() {
     assert!(
         o.config
             .contains(&format!("max_file_store: {}", 1u64 << 30))
+    );
+    // Store recovery can be slow: a startup probe (15 min) holds off
+    // liveness.
+    let c = &o
+        .statefulset
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    let startup = c
+        .startup_probe
+        .as_ref()
+        .expect("startup probe with JetStream");
+    assert_eq!(
+        (startup.period_seconds, startup.failure_threshold),
+        (Some(1), Some(900))
     );
     let claims = o
         .statefulset

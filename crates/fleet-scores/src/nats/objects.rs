@@ -499,7 +499,15 @@ fn statefulset(
         // The NATS chart's probes: startup and readiness on /healthz
         // variants that do not fail on a JetStream catch-up, liveness only
         // when JetStream itself is broken.
-        startup_probe: Some(pod::http_probe("monitor", "/healthz", 1, 90)),
+        // The startup probe only with JetStream, whose store recovery can
+        // take minutes before /healthz answers: it holds off liveness so a
+        // recovering server is not killed. Without JetStream a server
+        // listens within milliseconds, and a startup probe would delay the
+        // first readiness check by up to a period (issue 18).
+        startup_probe: spec
+            .jetstream
+            .enabled
+            .then(|| pod::http_probe("monitor", "/healthz", 1, 900)),
         readiness_probe: Some(pod::http_probe(
             "monitor",
             "/healthz?js-server-only=true",
