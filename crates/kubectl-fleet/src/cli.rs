@@ -16,6 +16,14 @@ Usage:
   kubectl fleet status <stack> [flags]     components, last probe, endpoints, certificates, agents
   kubectl fleet agents [-l selector] [-A]  FleetAgents with labels, version, heartbeat, state
   kubectl fleet ping <selector> [flags]    ping the matching agents through a FleetCommand
+  kubectl fleet token create <name> [--ttl 24h] [--uses 1] [--auto-approve] [--labels k=v,...]
+                                           an enrollment token for devices; printed once
+  kubectl fleet token list                 enrollment tokens: state, uses, expiry, labels
+  kubectl fleet token rotate <name>        a new secret for the token (the old one stops working)
+  kubectl fleet token revoke <name>        refuse the token from now on (kept as a record)
+  kubectl fleet approve <agent>            let an enrolled device connect
+  kubectl fleet disable <agent>            refuse the device and disconnect it now
+  kubectl fleet enable <agent>             undo disable
   kubectl fleet version                    the plugin's version
 
 Flags:
@@ -28,6 +36,10 @@ Flags:
       --timeout <duration>    ping: how long to wait for every answer (default 30s; 10s, 2m)
       --agent-timeout <secs>  ping: how long each agent has to answer (default 10, 1-300)
       --keep                  ping: keep the FleetCommand instead of deleting it afterwards
+      --ttl <duration>        token create: lifetime (default 24h)
+      --uses <n>              token create: how many devices may enroll with it (default 1)
+      --auto-approve          token create: devices are approved at once
+      --labels <k=v,...>      token create: labels stamped on every FleetAgent enrolled with it
 
 Ping selects agents by the labels they report (`site=lab`; `all` selects every
 agent of the namespace). Exit codes: 0 success, 1 error, 2 bad usage, 3 some
@@ -57,8 +69,48 @@ pub enum Command {
         agent_timeout_seconds: i32,
         keep: bool,
     },
+    TokenCreate(crate::tokens::NewToken),
+    TokenList,
+    TokenRotate {
+        name: String,
+    },
+    TokenRevoke {
+        name: String,
+    },
+    /// `approve`, `disable`, `enable`: one FleetAgent spec field.
+    Admit {
+        agent: String,
+        change: Admission,
+    },
     Version,
     Help,
+}
+
+/// What `approve`, `disable` and `enable` set on a FleetAgent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Approve,
+    Disable,
+    Enable,
+}
+
+impl Admission {
+    /// The merge patch of the FleetAgent's spec.
+    pub fn patch(self) -> serde_json::Value {
+        match self {
+            Admission::Approve => serde_json::json!({"spec": {"approved": true}}),
+            Admission::Disable => serde_json::json!({"spec": {"disabled": true}}),
+            Admission::Enable => serde_json::json!({"spec": {"disabled": false}}),
+        }
+    }
+
+    pub fn done(self) -> &'static str {
+        match self {
+            Admission::Approve => "approved",
+            Admission::Disable => "disabled",
+            Admission::Enable => "enabled",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +132,9 @@ const VALUE_FLAGS: &[(&str, &str)] = &[
     ("--output", "output"),
     ("--timeout", "timeout"),
     ("--agent-timeout", "agent-timeout"),
+    ("--ttl", "ttl"),
+    ("--uses", "uses"),
+    ("--labels", "labels"),
 ];
 
 #[derive(Default)]
@@ -92,8 +147,12 @@ struct Raw {
     output: Option<String>,
     timeout: Option<String>,
     agent_timeout: Option<String>,
+    ttl: Option<String>,
+    uses: Option<String>,
+    labels: Option<String>,
     all_namespaces: bool,
     keep: bool,
+    auto_approve: bool,
     help: bool,
 }
 
@@ -107,6 +166,9 @@ impl Raw {
             "output" => &mut self.output,
             "timeout" => &mut self.timeout,
             "agent-timeout" => &mut self.agent_timeout,
+            "ttl" => &mut self.ttl,
+            "uses" => &mut self.uses,
+            "labels" => &mut self.labels,
             other => return Err(PluginError::Usage(format!("unknown flag {other}"))),
         };
         *slot = Some(value);
@@ -126,6 +188,7 @@ where
         match arg.as_str() {
             "-A" | "--all-namespaces" => raw.all_namespaces = true,
             "--keep" => raw.keep = true,
+            "--auto-approve" => raw.auto_approve = true,
             "-h" | "--help" => raw.help = true,
             "--" => raw.positional.extend(it.by_ref()),
             _ if arg.starts_with('-') && arg.len() > 1 => {
@@ -176,8 +239,20 @@ fn build(raw: Raw) -> Result<Args, PluginError> {
     let mut positional = raw.positional.into_iter();
     let verb = positional.next();
     let operand = positional.next();
+    // `token <verb> <name>`: the only command with three words.
+    let third = match verb.as_deref() {
+        Some("token") => positional.next(),
+        _ => None,
+    };
     if let Some(extra) = positional.next() {
         return Err(PluginError::Usage(format!("unexpected argument {extra:?}")));
+    }
+    let token_flags =
+        raw.ttl.is_some() || raw.uses.is_some() || raw.labels.is_some() || raw.auto_approve;
+    if token_flags && !(verb.as_deref() == Some("token") && operand.as_deref() == Some("create")) {
+        return Err(PluginError::Usage(
+            "--ttl, --uses, --labels and --auto-approve are flags of `token create`".into(),
+        ));
     }
     let only_for = |flag: &str, set: bool, verb: &str| {
         if set {
@@ -246,6 +321,70 @@ fn build(raw: Raw) -> Result<Args, PluginError> {
                 agent_timeout_seconds,
                 keep: raw.keep,
             }
+        }
+        (false, Some("token")) => {
+            let named = |sub: &str| {
+                third.clone().ok_or_else(|| {
+                    PluginError::Usage(format!("token {sub} needs the token's name"))
+                })
+            };
+            match operand.as_deref() {
+                Some("create") => Command::TokenCreate(crate::tokens::NewToken {
+                    name: named("create")?,
+                    ttl: match &raw.ttl {
+                        Some(t) => parse_duration(t)?,
+                        None => Duration::from_secs(24 * 3600),
+                    },
+                    max_uses: match &raw.uses {
+                        Some(n) => n
+                            .parse::<i32>()
+                            .ok()
+                            .filter(|n| (1..=100_000).contains(n))
+                            .ok_or_else(|| {
+                                PluginError::Usage(format!(
+                                    "--uses {n:?}: a whole number from 1 to 100000"
+                                ))
+                            })?,
+                        None => 1,
+                    },
+                    auto_approve: raw.auto_approve,
+                    labels: crate::tokens::parse_labels(raw.labels.as_deref().unwrap_or(""))?,
+                }),
+                Some("list") => {
+                    if let Some(extra) = third {
+                        return Err(PluginError::Usage(format!(
+                            "token list takes no argument (got {extra:?})"
+                        )));
+                    }
+                    Command::TokenList
+                }
+                Some("rotate") => Command::TokenRotate {
+                    name: named("rotate")?,
+                },
+                Some("revoke") => Command::TokenRevoke {
+                    name: named("revoke")?,
+                },
+                Some(other) => {
+                    return Err(PluginError::Usage(format!(
+                        "unknown token command {other:?} (create, list, rotate, revoke)"
+                    )));
+                }
+                None => {
+                    return Err(PluginError::Usage(
+                        "token needs a command: create, list, rotate, revoke".into(),
+                    ));
+                }
+            }
+        }
+        (false, Some(verb @ ("approve" | "disable" | "enable"))) => {
+            let agent = operand
+                .ok_or_else(|| PluginError::Usage(format!("{verb} needs the FleetAgent's name")))?;
+            let change = match verb {
+                "approve" => Admission::Approve,
+                "disable" => Admission::Disable,
+                _ => Admission::Enable,
+            };
+            Command::Admit { agent, change }
         }
         (false, Some(other)) => {
             return Err(PluginError::Usage(format!("unknown command {other:?}")));
@@ -372,5 +511,104 @@ mod tests {
     fn no_arguments_is_help() {
         assert_eq!(parse(Vec::<String>::new()).unwrap().command, Command::Help);
         assert_eq!(parse(["status", "-h"]).unwrap().command, Command::Help);
+    }
+
+    #[test]
+    fn token_commands_and_their_flags() {
+        let a = parse([
+            "token",
+            "create",
+            "site-a",
+            "--ttl=2h",
+            "--uses",
+            "10",
+            "--auto-approve",
+            "--labels",
+            "site=a,tier=edge",
+            "-n",
+            "edge",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.command,
+            Command::TokenCreate(crate::tokens::NewToken {
+                name: "site-a".into(),
+                ttl: Duration::from_secs(7200),
+                max_uses: 10,
+                auto_approve: true,
+                labels: [
+                    ("site".to_string(), "a".to_string()),
+                    ("tier".to_string(), "edge".to_string())
+                ]
+                .into(),
+            })
+        );
+        let d = parse(["token", "create", "t"]).unwrap();
+        match d.command {
+            Command::TokenCreate(n) => {
+                assert_eq!(
+                    (n.ttl, n.max_uses, n.auto_approve),
+                    (Duration::from_secs(86400), 1, false)
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse(["token", "list"]).unwrap().command,
+            Command::TokenList
+        );
+        assert_eq!(
+            parse(["token", "revoke", "t"]).unwrap().command,
+            Command::TokenRevoke { name: "t".into() }
+        );
+        assert_eq!(
+            parse(["token", "rotate", "t"]).unwrap().command,
+            Command::TokenRotate { name: "t".into() }
+        );
+        for bad in [
+            vec!["token"],
+            vec!["token", "create"],
+            vec!["token", "burn", "t"],
+            vec!["token", "create", "t", "--uses", "0"],
+            vec!["token", "list", "--ttl", "1h"],
+            vec!["agents", "--auto-approve"],
+            vec!["approve"],
+        ] {
+            assert!(
+                matches!(parse(bad.clone()), Err(PluginError::Usage(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn approve_disable_enable_patch_one_field() {
+        for (verb, change, patch) in [
+            (
+                "approve",
+                Admission::Approve,
+                serde_json::json!({"spec": {"approved": true}}),
+            ),
+            (
+                "disable",
+                Admission::Disable,
+                serde_json::json!({"spec": {"disabled": true}}),
+            ),
+            (
+                "enable",
+                Admission::Enable,
+                serde_json::json!({"spec": {"disabled": false}}),
+            ),
+        ] {
+            let a = parse([verb, "dev-1"]).unwrap();
+            assert_eq!(
+                a.command,
+                Command::Admit {
+                    agent: "dev-1".into(),
+                    change
+                }
+            );
+            assert_eq!(change.patch(), patch);
+        }
     }
 }

@@ -108,8 +108,9 @@ pub fn certificates(status: &Value) -> Vec<Certificate> {
 pub enum Admission {
     /// `spec.disabled: true`: the callout refuses the agent.
     Disabled,
-    /// Enrolled, not approved yet (`status.phase: Pending` or
-    /// `spec.approved: false`).
+    /// Enrolled, not approved yet (`status.phase: Pending`,
+    /// `spec.approved: false`, or a device, i.e. `spec.publicKey`, without
+    /// `spec.approved: true`: false is omitted when written).
     Pending,
     /// No such field, or approved.
     Admitted,
@@ -131,9 +132,10 @@ pub fn admission(object: &Value) -> Admission {
     let approved = spec
         .and_then(|s| s.get("approved"))
         .and_then(Value::as_bool);
-    match (phase, approved) {
-        (Some("Pending"), _) | (_, Some(false)) => Admission::Pending,
-        (Some(_) | None, Some(true) | None) => Admission::Admitted,
+    let device = spec.and_then(|s| s.get("publicKey")).is_some();
+    match (phase, approved, device) {
+        (Some("Pending"), _, _) | (_, Some(false), _) | (_, None, true) => Admission::Pending,
+        (Some(_) | None, Some(true), _) | (Some(_) | None, None, false) => Admission::Admitted,
     }
 }
 
@@ -183,6 +185,15 @@ mod tests {
     #[test]
     fn admission_fields() {
         assert_eq!(admission(&json!({"spec": {}})), Admission::Admitted);
+        // A device (public key) is pending until approved.
+        assert_eq!(
+            admission(&json!({"spec": {"publicKey": "U"}})),
+            Admission::Pending
+        );
+        assert_eq!(
+            admission(&json!({"spec": {"publicKey": "U", "approved": true}})),
+            Admission::Admitted
+        );
         assert_eq!(
             admission(&json!({"spec": {"disabled": true, "approved": true}})),
             Admission::Disabled

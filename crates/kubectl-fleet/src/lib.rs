@@ -23,12 +23,15 @@ pub mod ping;
 pub mod selector;
 pub mod status;
 pub mod table;
+pub mod tokens;
 
 use std::io::Write;
 
-use fleet_crds::{FleetAgent, FleetCommand, FleetStack};
+use fleet_crds::{FleetAgent, FleetCommand, FleetEnrollmentToken, FleetStack};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::core::SelectorExt;
 use kube::{Api, Client, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -88,6 +91,105 @@ pub async fn run(args: Args, style: Style, out: &mut dyn Write) -> Result<i32, P
                     })?
                 }
             }
+            Ok(0)
+        }
+        Command::TokenCreate(new) => {
+            let (client, namespace) = client::connect(&args.cluster).await?;
+            let secret = tokens::new_secret();
+            let object = tokens::token_object(new, &secret, Timestamp::now())?;
+            let api: Api<FleetEnrollmentToken> = Api::namespaced(client, &namespace);
+            let created = api
+                .create(&PostParams::default(), &object)
+                .await
+                .map_err(|e| {
+                    PluginError::api("creating", "FleetEnrollmentToken", &namespace, None, e)
+                })?;
+            let view = tokens::IssuedView::new(&created, &secret);
+            emit(out, args.format, &view, || view.render("created"))?;
+            Ok(0)
+        }
+        Command::TokenRotate { name } => {
+            let (client, namespace) = client::connect(&args.cluster).await?;
+            let secret = tokens::new_secret();
+            let api: Api<FleetEnrollmentToken> = Api::namespaced(client, &namespace);
+            let patch = serde_json::json!({"spec": {"secretHash": tokens::secret_hash(&secret)}});
+            let rotated = api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| {
+                    PluginError::api(
+                        "rotating",
+                        "FleetEnrollmentToken",
+                        &namespace,
+                        Some(name),
+                        e,
+                    )
+                })?;
+            let view = tokens::IssuedView::new(&rotated, &secret);
+            emit(out, args.format, &view, || view.render("rotated"))?;
+            Ok(0)
+        }
+        Command::TokenRevoke { name } => {
+            let (client, namespace) = client::connect(&args.cluster).await?;
+            let api: Api<FleetEnrollmentToken> = Api::namespaced(client, &namespace);
+            let patch = serde_json::json!({"spec": {"disabled": true}});
+            let revoked = api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| {
+                    PluginError::api(
+                        "revoking",
+                        "FleetEnrollmentToken",
+                        &namespace,
+                        Some(name),
+                        e,
+                    )
+                })?;
+            let view = tokens::TokenView::new(&revoked, Timestamp::now());
+            emit(out, args.format, &view, || {
+                format!("FleetEnrollmentToken {namespace}/{name} revoked\n")
+            })?;
+            Ok(0)
+        }
+        Command::TokenList => {
+            let (client, namespace) = client::connect(&args.cluster).await?;
+            let now = Timestamp::now();
+            let mut views: Vec<tokens::TokenView> =
+                list_raw::<FleetEnrollmentToken>(&client, Some(&namespace), "FleetEnrollmentToken")
+                    .await?
+                    .iter()
+                    .map(|(t, _)| tokens::TokenView::new(t, now))
+                    .collect();
+            views.sort_by(|a, b| a.name.cmp(&b.name));
+            match (args.format, views.is_empty()) {
+                (Format::Table, true) => write(out, &tokens::none_found(&namespace))?,
+                (Format::Table, false) | (Format::Encoded(_), _) => {
+                    emit(out, args.format, &views, || {
+                        tokens::render(&views, style, now)
+                    })?
+                }
+            }
+            Ok(0)
+        }
+        Command::Admit { agent, change } => {
+            let (client, namespace) = client::connect(&args.cluster).await?;
+            let api: Api<FleetAgent> = Api::namespaced(client, &namespace);
+            let changed = api
+                .patch(
+                    agent,
+                    &PatchParams::default(),
+                    &Patch::Merge(&change.patch()),
+                )
+                .await
+                .map_err(|e| {
+                    PluginError::api("patching", "FleetAgent", &namespace, Some(agent), e)
+                })?;
+            let raw =
+                serde_json::to_value(&changed).map_err(|e| PluginError::Encode(e.to_string()))?;
+            let view = agents::AgentView::new(&changed, &raw);
+            emit(out, args.format, &view, || {
+                format!("FleetAgent {namespace}/{agent} {}\n", change.done())
+            })?;
             Ok(0)
         }
         Command::Ping {

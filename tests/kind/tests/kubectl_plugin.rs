@@ -306,3 +306,146 @@ async fn kubectl_fleet_status_agents_and_ping_against_a_real_stack() {
     assert_eq!(timed_out, vec![format!("{STACK}-agent-1")], "{view}");
     ns.cleanup().await;
 }
+
+/// The device commands (issue 17 part 4 with issue 15's API): `token
+/// create` prints the token once and the API holds only its hash; `token
+/// list` shows it Active, then Revoked after `token revoke`; `token rotate`
+/// writes a new hash; `approve`, `disable` and `enable` set the FleetAgent's
+/// spec fields, and `agents` shows the device Pending, then Disabled.
+#[tokio::test]
+async fn kubectl_fleet_tokens_and_device_admission_against_the_api() {
+    ensure_controller()
+        .await
+        .expect("controller installed from the chart (CRDs)");
+    let dir = plugin_dir();
+    let ns = TestNamespace::create("plugin-tokens")
+        .await
+        .expect("namespace");
+    let n = ns.name.as_str();
+    let tokens = ns.api::<fleet_crds::FleetEnrollmentToken>();
+
+    let created: Value = serde_json::from_str(&ok(
+        fleet(
+            &dir,
+            &[
+                "token", "create", "site-a", "-n", n, "--ttl", "2h", "--uses", "3", "--labels",
+                "site=a", "-o", "json",
+            ],
+        ),
+        "token create",
+    ))
+    .expect("token create -o json is JSON");
+    let token = created["token"].as_str().expect("token").to_string();
+    let (name, secret) = token.split_once('.').expect("<name>.<secret>");
+    assert_eq!(name, "site-a");
+    assert_eq!(secret.len(), 64);
+    let stored = tokens.get("site-a").await.expect("token object");
+    assert_eq!(
+        stored.spec.secret_hash,
+        kubectl_fleet::tokens::secret_hash(secret)
+    );
+    assert_eq!(stored.spec.max_uses, 3);
+    assert_eq!(
+        stored.spec.labels.get("site").map(String::as_str),
+        Some("a")
+    );
+    let stored_json = serde_json::to_string(&stored).unwrap();
+    assert!(
+        !stored_json.contains(secret),
+        "the secret half is never stored"
+    );
+    // The table form says it is shown once, and a second name is refused
+    // as the API refuses it.
+    let table = ok(
+        fleet(&dir, &["token", "create", "site-b", "-n", n]),
+        "token create",
+    );
+    assert!(table.contains("shown only now"), "{table}");
+    let again = fleet(&dir, &["token", "create", "site-b", "-n", n]);
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+
+    let list = ok(fleet(&dir, &["token", "list", "-n", n]), "token list");
+    let row = list
+        .lines()
+        .find(|l| l.starts_with("site-a "))
+        .unwrap_or_else(|| panic!("{list}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[1], "Active", "{list}");
+    assert_eq!(cells[2], "0/3", "{list}");
+    assert_eq!(cells.last(), Some(&"site=a"), "{list}");
+
+    let rotated: Value = serde_json::from_str(&ok(
+        fleet(&dir, &["token", "rotate", "site-a", "-n", n, "-o", "json"]),
+        "token rotate",
+    ))
+    .expect("JSON");
+    let new_secret = rotated["token"]
+        .as_str()
+        .and_then(|t| t.split_once('.'))
+        .map(|(_, s)| s.to_string())
+        .expect("rotated token");
+    assert_ne!(new_secret, secret);
+    assert_eq!(
+        tokens.get("site-a").await.unwrap().spec.secret_hash,
+        kubectl_fleet::tokens::secret_hash(&new_secret)
+    );
+    ok(
+        fleet(&dir, &["token", "revoke", "site-a", "-n", n]),
+        "token revoke",
+    );
+    assert!(tokens.get("site-a").await.unwrap().spec.disabled);
+    let list: Value = serde_json::from_str(&ok(
+        fleet(&dir, &["token", "list", "-n", n, "-o", "json"]),
+        "token list -o json",
+    ))
+    .unwrap();
+    let states: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, vec![("site-a", "Revoked"), ("site-b", "Active")]);
+    let missing = fleet(&dir, &["token", "revoke", "nope", "-n", n]);
+    assert_eq!(missing.status.code(), Some(1));
+
+    // A device's FleetAgent as enrollment writes it: not approved yet.
+    let agents = ns.api::<FleetAgent>();
+    let mut device = FleetAgent::new(
+        "dev-1",
+        fleet_crds::FleetAgentSpec {
+            agent_id: "dev-1".into(),
+            public_key: Some(nkeys::KeyPair::new_user().public_key()),
+            enrollment_token: Some("site-b".into()),
+            ..Default::default()
+        },
+    );
+    device.metadata.namespace = Some(n.to_string());
+    agents
+        .create(&Default::default(), &device)
+        .await
+        .expect("create the device's FleetAgent");
+    let state = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("dev-1 "))
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+    };
+    let listed = ok(fleet(&dir, &["agents", "-n", n]), "agents");
+    assert_eq!(state(&listed).as_deref(), Some("Pending"), "{listed}");
+    let approved = ok(fleet(&dir, &["approve", "dev-1", "-n", n]), "approve");
+    assert_eq!(approved, format!("FleetAgent {n}/dev-1 approved\n"));
+    assert!(agents.get("dev-1").await.unwrap().spec.approved);
+    ok(fleet(&dir, &["disable", "dev-1", "-n", n]), "disable");
+    assert!(agents.get("dev-1").await.unwrap().spec.disabled);
+    let listed = ok(fleet(&dir, &["agents", "-n", n]), "agents");
+    assert_eq!(state(&listed).as_deref(), Some("Disabled"), "{listed}");
+    ok(fleet(&dir, &["enable", "dev-1", "-n", n]), "enable");
+    assert!(!agents.get("dev-1").await.unwrap().spec.disabled);
+    let gone = fleet(&dir, &["approve", "dev-2", "-n", n]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("FleetAgent \"dev-2\" not found"),
+        "{gone:?}"
+    );
+    ns.cleanup().await;
+}
