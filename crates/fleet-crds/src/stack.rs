@@ -250,7 +250,7 @@ pub const NODE_PORT_MAX: i32 = 32767;
 
 /// The NATS endpoint for clients outside the cluster
 /// (docs/adr/0061-exposing-nats-outside-the-cluster.md).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExposeSpec {
     /// `NodePort` (default) or `LoadBalancer`.
@@ -272,6 +272,29 @@ pub struct ExposeSpec {
     /// only pass HTTP(S).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub websocket: Option<WebSocketExposeSpec>,
+    /// Whether the smoke probe also connects through every advertised
+    /// address, TLS verified against the stack's CA and that address, as a
+    /// device does (default true). Set false when those addresses cannot be
+    /// reached from inside the cluster (a NAT without hairpinning).
+    #[serde(default = "default_true")]
+    pub probe: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for ExposeSpec {
+    /// As an empty `expose: {}` reads: a NodePort Kubernetes picks, probed.
+    fn default() -> Self {
+        ExposeSpec {
+            type_: ExposeType::default(),
+            node_port: None,
+            advertise: Vec::new(),
+            websocket: None,
+            probe: true,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema, Default)]

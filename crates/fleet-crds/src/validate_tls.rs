@@ -309,6 +309,7 @@ mod tests {
                 websocket: Some(WebSocketExposeSpec {
                     node_port: Some(80),
                 }),
+                probe: true,
             }),
             &mut errors,
         );
@@ -339,6 +340,7 @@ mod tests {
                 websocket: Some(WebSocketExposeSpec {
                     node_port: Some(30443),
                 }),
+                probe: true,
             }),
             &mut errors,
         );

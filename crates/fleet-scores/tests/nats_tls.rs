@@ -369,6 +369,37 @@ async fn a_tls_server_accepts_verified_clients_only() {
         );
     }
 
+    // The exposed-endpoint check (a device's connection): CA and the
+    // dialed name verified; another CA or a name the certificate lacks fail.
+    let sys = Sensitive::new("s3cret");
+    let device_url = format!("tls://localhost:{}", ports.0);
+    let verified = ClientTls::with_ca_file(tls_dir.join("ca.crt"));
+    nats::probe::round_trip(&device_url, "sys", &sys, &verified, deadline)
+        .await
+        .expect("a verified round trip");
+    let other = ClientTls::with_ca_file(other_dir.join("ca.crt"));
+    assert!(
+        nats::probe::round_trip(&device_url, "sys", &sys, &other, deadline)
+            .await
+            .is_err()
+    );
+    let by_ip_url = format!("tls://127.0.0.1:{}", ports.0);
+    assert!(
+        nats::probe::round_trip(&by_ip_url, "sys", &sys, &verified, deadline)
+            .await
+            .is_err()
+    );
+    let wrong = nats::probe::round_trip(
+        &device_url,
+        "sys",
+        &Sensitive::new("nope"),
+        &verified,
+        deadline,
+    )
+    .await
+    .expect_err("a wrong password");
+    assert!(!wrong.contains("nope"), "{wrong}");
+
     // Plaintext: the server says TLS is required and never reads the
     // password.
     let answer = tokio::task::spawn_blocking(move || {
@@ -486,7 +517,7 @@ fn expose_builds_a_node_port_or_load_balancer_service_for_the_client_port() {
         type_: ExposeType::NodePort,
         node_port: Some(30422),
         advertise: vec!["192.0.2.7".into()],
-        websocket: None,
+        ..ExposeSpec::default()
     });
     let svc = external_service(&exposed).expect("Service");
     assert_eq!(svc.metadata.name.as_deref(), Some("demo-nats-external"));

@@ -405,12 +405,87 @@ impl<T: KubernetesTopology> Interpret<T> for NatsInterpret<'_> {
         let probe = self
             .probe(topology, &creds, tls.as_ref(), &objects.marker)
             .await;
+        let probe = match probe {
+            ProbeOutcome::Passed { latency, message } => {
+                self.probe_exposed(&creds, tls.as_ref(), &live, latency, message)
+                    .await
+            }
+            failed => failed,
+        };
         let published = self.published(tls.as_ref(), &live);
         Ok(applied.outcome(probe, None).publishing(published))
     }
 }
 
 impl NatsInterpret<'_> {
+    /// With `spec.nats.expose` (and `probe` left on): a connection through
+    /// every advertised address, TLS verified against the stack's CA and
+    /// that address, as a device makes it (issue 14). `passed` is the
+    /// in-cluster probe's result, kept when every address answers.
+    async fn probe_exposed(
+        &self,
+        creds: &BTreeMap<String, Sensitive>,
+        tls: Option<&TlsState>,
+        live: &LiveServices,
+        latency: Duration,
+        passed: String,
+    ) -> ProbeOutcome {
+        let s = self.score;
+        let Some(expose) = s.spec.expose.as_ref().filter(|e| e.probe) else {
+            return ProbeOutcome::Passed {
+                latency,
+                message: passed,
+            };
+        };
+        let addresses = config::advertised(Some(expose), live.external_node_port);
+        let Some(password) = creds.get(SYS_PASSWORD_KEY) else {
+            return ProbeOutcome::Passed {
+                latency,
+                message: passed,
+            };
+        };
+        let client_tls = match tls.map(|t| access::ca_file_for(&t.ca_pem)) {
+            None => ClientTls::default(),
+            Some(Ok(path)) => ClientTls::with_ca_file(path),
+            Some(Err((path, e))) => {
+                return ProbeOutcome::Failed {
+                    reason: "ProbeSetupFailed",
+                    message: format!("nats: writing the CA to {}: {e}", path.display()),
+                    latency,
+                };
+            }
+        };
+        let started = std::time::Instant::now();
+        for (i, host_port) in addresses.iter().enumerate() {
+            let url = format!("{}://{host_port}", access::scheme(tls.is_some()));
+            if let Err(e) = probe::round_trip(
+                &url,
+                config::SYS_USER,
+                password,
+                &client_tls,
+                s.stack.probe_timeout,
+            )
+            .await
+            {
+                return ProbeOutcome::Failed {
+                    reason: "ExposedEndpointUnreachable",
+                    message: format!(
+                        "nats: the exposed endpoint {url} (spec.nats.expose.advertise[{i}]) does not answer as a device would: {e}; set spec.nats.expose.probe: false if it cannot be reached from inside the cluster"
+                    ),
+                    latency: latency + started.elapsed(),
+                };
+            }
+        }
+        let message = match addresses.len() {
+            0 => passed,
+            n => format!("{passed}; {n} exposed endpoint(s) answered with TLS verified"),
+        };
+        ProbeOutcome::Passed {
+            latency: latency + started.elapsed(),
+            message,
+        }
+    }
+
     async fn probe<T: KubernetesTopology>(
         &self,
         topology: &T,

@@ -190,6 +190,36 @@ async fn run(
     }
 }
 
+/// Connects to `url` as `user` (TLS per `tls`: CA and the URL's host
+/// verified) and completes a PING/PONG round trip, within `deadline`. The
+/// error says what failed, never the password.
+pub async fn round_trip(
+    url: &str,
+    user: &str,
+    password: &Sensitive,
+    tls: &ClientTls,
+    deadline: Duration,
+) -> Result<(), String> {
+    let options = async_nats::ConnectOptions::with_user_and_password(
+        user.to_string(),
+        password.expose().to_string(),
+    );
+    let connect = tls
+        .apply(options)
+        .name("fleet-reconciler-probe")
+        .connection_timeout(deadline)
+        .max_reconnects(Some(0))
+        .connect(url);
+    let client = tokio::time::timeout(deadline, connect)
+        .await
+        .map_err(|_| format!("no connection within {}s", deadline.as_secs()))?
+        .map_err(|e| e.to_string())?;
+    tokio::time::timeout(deadline, client.flush())
+        .await
+        .map_err(|_| format!("no PONG within {}s", deadline.as_secs()))?
+        .map_err(|e| e.to_string())
+}
+
 fn random_suffix() -> String {
     use rand::Rng;
     format!("{:016x}", rand::rng().random::<u64>())
