@@ -88,6 +88,15 @@ async fn devices_reach_nats_over_tls_through_the_exposed_endpoint() {
         condition(&stack, "TlsDisabled").is_none(),
         "TLS is the default"
     );
+    // Ready includes the probe through the exposed NodePort address, TLS
+    // verified against that address, as the device below connects.
+    let nats = condition(&stack, "NatsReady").expect("NatsReady");
+    assert!(
+        nats.message
+            .contains("1 exposed endpoint(s) answered with TLS verified"),
+        "{}",
+        nats.message
+    );
 
     // status.endpoints: the URL a device dials and the CA it trusts.
     let endpoint = status.endpoints.first().expect("status.endpoints[0]");
@@ -175,5 +184,51 @@ async fn devices_reach_nats_over_tls_through_the_exposed_endpoint() {
             "the {what} password crossed the wire in clear"
         );
     }
+
+    // An advertised address nothing answers on (TEST-NET-1, no route from
+    // the cluster): not Ready, the address named; `expose.probe: false`
+    // (a NAT without hairpinning) lets the stack be Ready without it.
+    let unreachable = "192.0.2.99";
+    let mut dark = spec(&node);
+    if let Some(e) = dark.nats.as_mut().and_then(|n| n.expose.as_mut()) {
+        e.advertise.push(unreachable.into());
+    }
+    apply_stack(&stacks, STACK, dark.clone())
+        .await
+        .expect("apply");
+    let refused = wait_stack(
+        &stacks,
+        STACK,
+        "reports the unreachable exposed address",
+        Duration::from_secs(180),
+        |s| {
+            condition(s, "NatsReady").is_some_and(|c| {
+                c.observed_generation == s.metadata.generation
+                    && c.reason == "ExposedEndpointUnreachable"
+            })
+        },
+    )
+    .await
+    .expect("ExposedEndpointUnreachable");
+    let c = condition(&refused, "NatsReady").expect("NatsReady");
+    assert!(
+        c.message.contains("spec.nats.expose.advertise[1]"),
+        "{}",
+        c.message
+    );
+    assert!(c.message.contains(unreachable), "{}", c.message);
+    if let Some(e) = dark.nats.as_mut().and_then(|n| n.expose.as_mut()) {
+        e.probe = false;
+    }
+    apply_stack(&stacks, STACK, dark).await.expect("apply");
+    wait_stack(
+        &stacks,
+        STACK,
+        "is Ready without the exposed probe",
+        Duration::from_secs(180),
+        is_ready,
+    )
+    .await
+    .expect("Ready with expose.probe false");
     ns.cleanup().await;
 }
