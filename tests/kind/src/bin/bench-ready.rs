@@ -36,16 +36,25 @@ const POLL: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scenario {
     Nats,
+    /// NATS-only with `tls.mode: Disabled`: next to `Nats`, what TLS costs
+    /// (issue 14's benchmark).
+    NatsPlaintext,
     Minimal,
     Nats3,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 3] = [Scenario::Nats, Scenario::Minimal, Scenario::Nats3];
+    const ALL: [Scenario; 4] = [
+        Scenario::Nats,
+        Scenario::NatsPlaintext,
+        Scenario::Minimal,
+        Scenario::Nats3,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Scenario::Nats => "nats",
+            Scenario::NatsPlaintext => "nats-plain",
             Scenario::Minimal => "minimal",
             Scenario::Nats3 => "nats3",
         }
@@ -53,7 +62,7 @@ impl Scenario {
 
     fn servers(self) -> usize {
         match self {
-            Scenario::Nats | Scenario::Minimal => 1,
+            Scenario::Nats | Scenario::NatsPlaintext | Scenario::Minimal => 1,
             Scenario::Nats3 => 3,
         }
     }
@@ -61,6 +70,9 @@ impl Scenario {
     fn spec(self) -> FleetStackSpec {
         let spec = match self {
             Scenario::Nats => json!({"nats": {"replicas": 1}}),
+            Scenario::NatsPlaintext => {
+                json!({"nats": {"replicas": 1, "tls": {"mode": "Disabled"}}})
+            }
             Scenario::Nats3 => json!({"nats": {"replicas": 3}}),
             Scenario::Minimal => json!({
                 "nats": {"replicas": 1, "auth": {"mode": "UserPass"}},
@@ -428,7 +440,9 @@ async fn main() {
             name => match Scenario::ALL.iter().find(|s| s.name() == name) {
                 Some(s) => scenarios.push(*s),
                 None => {
-                    eprintln!("bench-ready: unknown scenario {name} (nats, minimal, nats3)");
+                    eprintln!(
+                        "bench-ready: unknown scenario {name} (nats, nats-plain, minimal, nats3)"
+                    );
                     std::process::exit(2);
                 }
             },
@@ -458,7 +472,7 @@ async fn main() {
                     Ok(d) => {
                         let secs = d.as_secs_f64();
                         println!(
-                            "{:8} run {} {:10} {:6.2} s",
+                            "{:10} run {} {:10} {:6.2} s",
                             scenario.name(),
                             i + 1,
                             if is_bare { "bare pods" } else { "FleetStack" },
@@ -480,15 +494,28 @@ async fn main() {
         summary.push((scenario, bare, stack));
     }
     println!();
-    println!("scenario   bare pods median [range]     FleetStack median [range]    ratio");
+    println!("scenario     bare pods median [range]     FleetStack median [range]    ratio");
+    let stack_median = |which: Scenario| {
+        summary
+            .iter()
+            .find(|(s, _, _)| *s == which)
+            .map(|(_, _, stack)| median(stack))
+    };
+    let tls_cost = stack_median(Scenario::Nats).zip(stack_median(Scenario::NatsPlaintext));
     for (scenario, bare, stack) in summary {
         let (bm, sm) = (median(&bare), median(&stack));
         let (b0, b1) = range(&bare);
         let (s0, s1) = range(&stack);
         println!(
-            "{:8}   {bm:5.2} s [{b0:5.2}-{b1:5.2}]       {sm:5.2} s [{s0:5.2}-{s1:5.2}]       {:.2}",
+            "{:10}   {bm:5.2} s [{b0:5.2}-{b1:5.2}]       {sm:5.2} s [{s0:5.2}-{s1:5.2}]       {:.2}",
             scenario.name(),
             sm / bm
+        );
+    }
+    if let Some((tls, plain)) = tls_cost {
+        println!(
+            "TLS cost: FleetStack nats {tls:.2} s vs nats-plain {plain:.2} s: {:+.0}%",
+            (tls / plain - 1.0) * 100.0
         );
     }
 }
