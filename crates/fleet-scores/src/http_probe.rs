@@ -87,8 +87,8 @@ impl Readyz {
 
 impl Readyz {
     /// Probes the component behind `service` (issue 18): nothing to probe
-    /// until a pod is ready behind it (`RollingOut`; the Endpoints change
-    /// wakes the reconcile), then the Service's route as clients use it,
+    /// until a pod is ready behind it (the Endpoints change wakes the
+    /// reconcile), then the Service's route as clients use it,
     /// and while that route does not answer yet (cluster DNS and
     /// kube-proxy lag the Endpoints by up to seconds) the ready pod itself.
     pub async fn probe_service<T: KubernetesTopology>(
@@ -107,9 +107,11 @@ impl Readyz {
         };
         let endpoint = match topology.ready_endpoint(namespace, service).await {
             Ok(Some(ip)) => ip,
+            // A failure (the component's unreachable reason), not progress:
+            // the same for a first rollout and for pods that all died.
             Ok(None) => {
                 return failed(
-                    crate::rollout::ROLLING_OUT,
+                    self.unreachable,
                     format!("{component}: no pod behind Service {service} is ready yet"),
                 );
             }

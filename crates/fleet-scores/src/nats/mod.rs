@@ -511,6 +511,8 @@ impl NatsInterpret<'_> {
         };
         // Nothing to probe until a server is ready behind the Service; the
         // Endpoints change wakes the reconcile (no retry timer involved).
+        // A failure, not progress: the same answer for a first rollout and
+        // for a stack whose servers all died (Ready=False naming NATS).
         let endpoint = match topology
             .ready_endpoint(&s.stack.namespace, &names.client_service)
             .await
@@ -518,7 +520,7 @@ impl NatsInterpret<'_> {
             Ok(Some(ip)) => ip,
             Ok(None) => {
                 return failed(
-                    crate::rollout::ROLLING_OUT,
+                    "NoReadyServer",
                     format!(
                         "nats: no server behind Service {} is ready yet",
                         names.client_service
