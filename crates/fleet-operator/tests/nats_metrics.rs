@@ -41,15 +41,26 @@ async fn exported_values_are_the_servers_own() {
     let b = async_nats::connect(server.url()).await.expect("client b");
     let mut sub = b.subscribe("metrics.test").await.expect("subscribe");
     b.flush().await.expect("flush b");
+    // Published on the subscriber's own connection: the server reads its
+    // SUB before these PUBs, so all five are delivered. (From `a`, a PUB
+    // can overtake `b`'s SUB: flush only writes, it does not wait for the
+    // server, and the test once hung waiting for messages never routed.)
     for i in 0..5 {
-        a.publish("metrics.test", format!("m{i}").into())
+        b.publish("metrics.test", format!("m{i}").into())
             .await
             .expect("publish");
     }
-    a.flush().await.expect("flush a");
-    for _ in 0..5 {
-        futures::StreamExt::next(&mut sub).await.expect("message");
+    b.flush().await.expect("flush b");
+    for i in 0..5 {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            futures::StreamExt::next(&mut sub),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("message {i} not delivered within 10 s\n{}", server.log()))
+        .expect("message");
     }
+    a.flush().await.expect("client a still connected");
 
     let http = reqwest::Client::new();
     let snapshot = nats_monitor::poll(&http, &server.monitor_url())
