@@ -12,6 +12,8 @@ use fleet_scores::nats::server_check::{self, Verdict};
 use fleet_testkit::NatsServer;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+mod common;
+
 fn tuned(replicas: i32, jetstream: bool) -> NatsSpec {
     let mut spec = NatsSpec {
         replicas,
@@ -137,22 +139,7 @@ async fn a_config_nats_server_refuses_is_a_spec_error_quoting_it() {
 async fn a_running_server_reports_the_merged_values() {
     let spec = tuned(1, true);
     let rendered = render(&spec, None);
-    // The harness provides listen, http and server_name; the pod's paths
-    // become the harness' working directory; the passwords literals.
-    let body: String = rendered
-        .lines()
-        .filter(|l| {
-            !["listen:", "http:", "server_name:", "pid_file:"]
-                .iter()
-                .any(|p| l.starts_with(p))
-        })
-        .map(|l| {
-            l.replace("/data/jetstream", "\"./jetstream\"")
-                .replace("$SYS_PASSWORD", "\"sys\"")
-                .replace("$FLEET_PASSWORD", "\"fleet\"")
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let body = common::testkit_body(&rendered);
     let server = NatsServer::start(&body).expect("nats-server starts on the merged config");
     let varz: serde_json::Value = reqwest::get(format!("{}/varz", server.monitor_url()))
         .await
@@ -194,20 +181,7 @@ async fn memory_storage_takes_memory_streams_and_refuses_file_streams() {
         server_check::run(&bin(), &rendered).await.expect("ran"),
         Verdict::Accepted
     );
-    let body: String = rendered
-        .lines()
-        .filter(|l| {
-            !["listen:", "http:", "server_name:", "pid_file:"]
-                .iter()
-                .any(|p| l.starts_with(p))
-        })
-        .map(|l| {
-            l.replace("/data/jetstream", "\"./jetstream\"")
-                .replace("$SYS_PASSWORD", "\"sys\"")
-                .replace("$FLEET_PASSWORD", "\"fleet\"")
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let body = common::testkit_body(&rendered);
     let server = NatsServer::start(&body).expect("nats-server starts");
     let client = async_nats::ConnectOptions::with_user_and_password("fleet".into(), "fleet".into())
         .connect(server.url())

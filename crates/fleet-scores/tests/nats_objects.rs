@@ -265,16 +265,7 @@ fn jetstream_gets_a_volume_claim_and_a_store() {
     );
     // Store recovery can be slow: a startup probe (15 min) holds off
     // liveness.
-    let c = &o
-        .statefulset
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+    let c = common::sts_container(&o.statefulset);
     let startup = c
         .startup_probe
         .as_ref()
@@ -505,16 +496,7 @@ fn callout_mode_renders_auth_callout_with_public_keys_only() {
     // the config hash, which rolls the pods.
     let plain = nats::build(&input(replicas(1), true));
     assert!(!plain.config.contains("auth_callout"));
-    let plain_env = plain
-        .statefulset
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
+    let plain_env = common::sts_container(&plain.statefulset)
         .env
         .clone()
         .unwrap();

@@ -15,6 +15,8 @@ use fleet_scores::nats::reload::{self, Expected, Rollout};
 use fleet_scores::nats::user_config::RELOADABLE_KEYS;
 use fleet_testkit::NatsServer;
 
+mod common;
+
 fn rendered(config: &[(&str, &str)]) -> Rendered {
     let spec = NatsSpec {
         config: config
@@ -34,22 +36,8 @@ fn rendered(config: &[(&str, &str)]) -> Rendered {
     })
 }
 
-/// The rendered file as the testkit runs it: it provides listen, http and
-/// server_name; the passwords become literals.
 fn body(r: &Rendered) -> String {
-    r.text
-        .lines()
-        .filter(|l| {
-            !["listen:", "http:", "server_name:", "pid_file:"]
-                .iter()
-                .any(|p| l.starts_with(p))
-        })
-        .map(|l| {
-            l.replace("$SYS_PASSWORD", "\"sys\"")
-                .replace("$FLEET_PASSWORD", "\"fleet\"")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    common::testkit_body(&r.text)
 }
 
 async fn sys(server: &NatsServer) -> async_nats::Client {

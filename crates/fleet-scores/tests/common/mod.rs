@@ -45,3 +45,24 @@ pub fn value(c: &Container, name: &str) -> String {
         .and_then(|e| e.value.clone())
         .unwrap_or_else(|| panic!("{name} has a literal value"))
 }
+
+/// A rendered nats.conf as `fleet_testkit::NatsServer::start` runs it: the
+/// harness provides listen, http and server_name (and no pid file), the
+/// pod's store path becomes the harness' working directory, the password
+/// variables literals (`sys`, `fleet`).
+pub fn testkit_body(rendered: &str) -> String {
+    rendered
+        .lines()
+        .filter(|l| {
+            !["listen:", "http:", "server_name:", "pid_file:"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .map(|l| {
+            l.replace("/data/jetstream", "\"./jetstream\"")
+                .replace("$SYS_PASSWORD", "\"sys\"")
+                .replace("$FLEET_PASSWORD", "\"fleet\"")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
