@@ -19,6 +19,20 @@ use crate::validate::syntax::{check_label_value, check_qualified_name};
 /// Prefix of `spec.secretHash`; the rest is 64 lower-case hex digits.
 pub const SECRET_HASH_PREFIX: &str = "sha256:";
 
+/// `sha256:<hex>` of a token's secret half: the form of `spec.secretHash`,
+/// written by whoever makes a token (`kubectl fleet token create`) and
+/// compared by the callout at enrollment.
+pub fn secret_hash(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(secret.as_bytes());
+    let mut out = String::with_capacity(SECRET_HASH_PREFIX.len() + 64);
+    out.push_str(SECRET_HASH_PREFIX);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
 /// A one-time (or few-times) bootstrap token for devices.
 #[derive(CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
 #[kube(

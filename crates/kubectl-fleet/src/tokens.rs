@@ -10,12 +10,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fleet_crds::{FleetEnrollmentToken, FleetEnrollmentTokenSpec, SECRET_HASH_PREFIX};
+use fleet_crds::{FleetEnrollmentToken, FleetEnrollmentTokenSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::age;
 use crate::error::PluginError;
@@ -37,12 +36,9 @@ pub fn new_secret() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `sha256:<hex>` of the secret half, as `spec.secretHash` stores it.
-pub fn secret_hash(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{SECRET_HASH_PREFIX}{hex}")
-}
+/// `sha256:<hex>` of the secret half, as `spec.secretHash` stores it (the
+/// callout compares the same function's result).
+pub use fleet_crds::enrollment_token::secret_hash;
 
 /// The token the device gets.
 pub fn token_text(name: &str, secret: &str) -> String {

@@ -24,7 +24,6 @@ use fleet_proto::device::{
     DeviceRequest, DeviceTokenError, EnrollmentRequest, RotationRequest, decode_device_request,
     is_device_request,
 };
-use sha2::{Digest, Sha256};
 
 use crate::claims::ConnectOpts;
 pub use directory::{AgentEntry, Directory, KeyLookup, TokenEntry};
@@ -145,19 +144,7 @@ impl DeviceDenial {
 }
 
 /// `sha256:<hex>` of a token secret: the form of `spec.secretHash`.
-pub fn secret_hash(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str(fleet_crds_hash_prefix());
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
-}
-
-fn fleet_crds_hash_prefix() -> &'static str {
-    fleet_crds::SECRET_HASH_PREFIX
-}
+pub use fleet_crds::enrollment_token::secret_hash;
 
 /// Equality that takes the same time wherever the first difference is.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
