@@ -86,11 +86,9 @@ impl Readyz {
 }
 
 impl Readyz {
-    /// Probes the component behind `service` (issue 18): nothing to probe
-    /// until a pod is ready behind it (the Endpoints change wakes the
-    /// reconcile), then the Service's route as clients use it,
-    /// and while that route does not answer yet (cluster DNS and
-    /// kube-proxy lag the Endpoints by up to seconds) the ready pod itself.
+    /// Probes the component behind `service` ([`crate::service_route`]):
+    /// through the Service, or its ready pod while the route lags; no pod
+    /// ready is this component's unreachable reason.
     pub async fn probe_service<T: KubernetesTopology>(
         &self,
         topology: &T,
@@ -99,46 +97,18 @@ impl Readyz {
         port: u16,
         deadline: Duration,
     ) -> ProbeOutcome {
-        let component = self.component;
-        let failed = |reason, message| ProbeOutcome::Failed {
-            reason,
-            message,
-            latency: Duration::ZERO,
+        let route = crate::service_route::Route {
+            component: self.component,
+            namespace,
+            service,
+            pod_noun: "pod",
+            not_ready: self.unreachable,
+            unanswered: &[self.unreachable],
         };
-        let endpoint = match topology.ready_endpoint(namespace, service).await {
-            Ok(Some(ip)) => ip,
-            // A failure (the component's unreachable reason), not progress:
-            // the same for a first rollout and for pods that all died.
-            Ok(None) => {
-                return failed(
-                    self.unreachable,
-                    format!("{component}: no pod behind Service {service} is ready yet"),
-                );
-            }
-            Err(e) => return failed("ServiceUnreachable", format!("{component}: {e}")),
-        };
-        let host = match topology.service_host(namespace, service).await {
-            Ok(host) => host,
-            Err(e) => return failed("ServiceUnreachable", format!("{component}: {e}")),
-        };
-        let through_service = self.probe(&host, port, deadline).await;
-        match &through_service {
-            ProbeOutcome::Failed {
-                reason, message, ..
-            } if *reason == self.unreachable => match self.probe(&endpoint, port, deadline).await {
-                ProbeOutcome::Passed {
-                    latency,
-                    message: passed,
-                } => ProbeOutcome::Passed {
-                    latency,
-                    message: format!(
-                        "{passed}, through pod {endpoint} (the Service route does not answer yet: {message})"
-                    ),
-                },
-                failed => failed,
-            },
-            _ => through_service,
-        }
+        crate::service_route::probe(topology, &route, |dial| async move {
+            self.probe(dial.host(), port, deadline).await
+        })
+        .await
     }
 }
 

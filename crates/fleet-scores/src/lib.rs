@@ -38,6 +38,7 @@ pub mod scheduling;
 pub mod score;
 pub mod secret;
 pub mod secret_loss;
+pub mod service_route;
 pub mod stack_ref;
 pub mod test_issuer;
 pub mod tls;

@@ -33,6 +33,7 @@ use crate::labels;
 use crate::resources::Resources;
 use crate::score::{Interpret, InterpretError, Outcome, ProbeOutcome, Published, Score};
 use crate::secret::{self, Sensitive};
+use crate::service_route::Dial;
 use crate::stack_ref::StackRef;
 use crate::tls::{self, CertPolicy, CertificateAuthority, ServerIdentity, Validity};
 use crate::topology::KubernetesTopology;
@@ -509,35 +510,9 @@ impl NatsInterpret<'_> {
                 ),
             );
         };
-        // Nothing to probe until a server is ready behind the Service; the
-        // Endpoints change wakes the reconcile (no retry timer involved).
-        // A failure, not progress: the same answer for a first rollout and
-        // for a stack whose servers all died (Ready=False naming NATS).
-        let endpoint = match topology
-            .ready_endpoint(&s.stack.namespace, &names.client_service)
-            .await
-        {
-            Ok(Some(ip)) => ip,
-            Ok(None) => {
-                return failed(
-                    "NoReadyServer",
-                    format!(
-                        "nats: no server behind Service {} is ready yet",
-                        names.client_service
-                    ),
-                );
-            }
-            Err(e) => return failed("ServiceUnreachable", format!("nats: {e}")),
-        };
-        let host = match topology
-            .service_host(&s.stack.namespace, &names.client_service)
-            .await
-        {
-            Ok(host) => host,
-            Err(e) => return failed("ServiceUnreachable", format!("nats: {e}")),
-        };
+        // `host` is set per address the route dials.
         let target = ProbeTarget {
-            host,
+            host: String::new(),
             client_port: config::CLIENT_PORT,
             monitor_port: config::MONITOR_PORT,
             user: config::SYS_USER.into(),
@@ -578,42 +553,41 @@ impl NatsInterpret<'_> {
                 }
             }
         };
-        let through_service = smoke_probe_with(&target, &routes, s.stack.probe_timeout).await;
-        // The Service's name or cluster IP not answering yet (cluster DNS
-        // and kube-proxy lag the Endpoints by up to seconds): the same
-        // probe against the ready server itself, its certificate verified
-        // against the Service's name. Any other failure is the answer.
-        let route_lag = matches!(
-            &through_service,
-            ProbeOutcome::Failed { reason, .. }
-                if *reason == "HealthzUnreachable" || *reason == "ConnectFailed"
-        );
-        if !route_lag {
-            return through_service;
-        }
-        let direct_target = ProbeTarget {
-            host: endpoint.clone(),
-            ..target
+        // The ready server itself has its certificate verified against the
+        // Service's name (docs/adr/0090).
+        let service_name = format!("{}.{}.svc", names.client_service, s.stack.namespace);
+        let route = crate::service_route::Route {
+            component: "nats",
+            namespace: &s.stack.namespace,
+            service: &names.client_service,
+            pod_noun: "server",
+            not_ready: "NoReadyServer",
+            unanswered: &["HealthzUnreachable", "ConnectFailed"],
         };
-        let direct_routes = ProbeRoutes {
-            monitor_host: Some(endpoint.clone()),
-            verify_name: tls.map(|_| format!("{}.{}.svc", names.client_service, s.stack.namespace)),
-            ..routes
-        };
-        match smoke_probe_with(&direct_target, &direct_routes, s.stack.probe_timeout).await {
-            ProbeOutcome::Passed { latency, message } => {
-                let why = match &through_service {
-                    ProbeOutcome::Failed { message, .. } => message.clone(),
-                    ProbeOutcome::Passed { .. } => String::new(),
-                };
-                ProbeOutcome::Passed {
-                    latency,
-                    message: format!(
-                        "{message}, through server {endpoint} (the Service route does not answer yet: {why})"
-                    ),
-                }
-            }
-            failed => failed,
-        }
+        let (target, routes, service_name) = (&target, &routes, &service_name);
+        crate::service_route::probe(topology, &route, |dial| async move {
+            let (target, routes) = match dial {
+                Dial::Service(host) => (
+                    ProbeTarget {
+                        host,
+                        ..target.clone()
+                    },
+                    routes.clone(),
+                ),
+                Dial::ReadyPod(ip) => (
+                    ProbeTarget {
+                        host: ip.clone(),
+                        ..target.clone()
+                    },
+                    ProbeRoutes {
+                        monitor_host: Some(ip),
+                        verify_name: tls.map(|_| service_name.clone()),
+                        ..routes.clone()
+                    },
+                ),
+            };
+            smoke_probe_with(&target, &routes, s.stack.probe_timeout).await
+        })
+        .await
     }
 }
